@@ -1,0 +1,214 @@
+"""Loitering at sea: a vessel slow (under ``max_speed_kn``) for at least ``min_duration_s``.
+
+Anchored on Global Fishing Watch's loitering event (under 2 kn for at least 1 h, away
+from shore and anchorages) and RTEC's (> 30 min). Fixes near a port, inside an exclusion
+zone or closer to shore than ``min_shore_distance_m`` end an episode instead of extending
+it. A silence longer than ``max_gap_s`` also ends it: silence is not loitering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from detectors.base import Environment, TrackContext
+from detectors.lifecycle import AlertDraft, emit, saturating
+from models.alert import Alert, AlertStatus, DetectorInfo, EntityRef, Severity
+from models.configuring import bounds, config_hash
+from models.geo import haversine_m
+from models.position import FLAG_DERIVED_KINEMATICS, FLAG_IMPLAUSIBLE, Position
+
+SPEED_BIN_KN = 0.1
+
+
+@dataclass(frozen=True)
+class LoiteringConfig:
+    enabled: bool = True
+    max_speed_kn: float = field(default=2.0, metadata=bounds(0.1, 20))
+    min_duration_s: float = field(default=3600.0, metadata=bounds(60, 7 * 86400))
+    max_gap_s: float = field(default=1800.0, metadata=bounds(60, 86400))
+    break_after_s: float = field(default=600.0, metadata=bounds(0, 86400))
+    update_every_s: float = field(default=1800.0, metadata=bounds(60, 86400))
+    port_exclusion_m: float = field(default=3000.0, metadata=bounds(0, 100000))
+    min_shore_distance_m: float = field(default=0.0, metadata=bounds(0, 500000))
+    severity: str = field(default="medium", metadata=bounds(choices=("low", "medium", "high")))
+
+
+@dataclass(slots=True)
+class LoiteringState:
+    entity_id: str = ""
+    since_ts: float | None = None  # first slow fix of the episode
+    last_ts: float = 0.0  # last fix of any kind
+    slow_ts: float = 0.0  # last slow fix of the episode
+    fast_since: float | None = None
+    n: int = 0
+    sum_lat: float = 0.0
+    sum_lon: float = 0.0
+    first_lat: float = 0.0
+    first_lon: float = 0.0
+    radius_m: float = 0.0
+    derived: int = 0
+    hist: list[int] = field(default_factory=list)
+    revision: int = 0
+    emitted_end: float = 0.0
+
+
+class LoiteringDetector:
+    name: ClassVar[str] = "loitering"
+    version: ClassVar[str] = "1.0"
+    entity_types: ClassVar[tuple[str, ...]] = ("vessel",)
+
+    def __init__(self, cfg: LoiteringConfig, env: Environment) -> None:
+        self.cfg = cfg
+        self.env = env
+        self.info = DetectorInfo(self.name, self.version, config_hash(cfg))
+        self._bins = int(cfg.max_speed_kn / SPEED_BIN_KN) + 1
+
+    # --- protocol -------------------------------------------------------------------
+    def step(
+        self, state: LoiteringState | None, fix: Position, ctx: TrackContext
+    ) -> tuple[LoiteringState | None, list[Alert]]:
+        if fix.flags & FLAG_IMPLAUSIBLE or fix.speed_kn is None:
+            return state, []
+        cfg = self.cfg
+        alerts: list[Alert] = []
+        if state is None:
+            state = LoiteringState(entity_id=fix.entity_id)
+        elif state.since_ts is not None and fix.ts - state.last_ts > cfg.max_gap_s:
+            alerts += self._close(state)
+        state.last_ts = fix.ts
+        slow = fix.speed_kn <= cfg.max_speed_kn
+        if slow and self._excluded(fix.lat, fix.lon):
+            alerts += self._close(state)
+            return self._idle(state), alerts
+        if not slow:
+            if state.since_ts is not None:
+                if state.fast_since is None:
+                    state.fast_since = fix.ts
+                if fix.ts - state.fast_since >= cfg.break_after_s:
+                    alerts += self._close(state)
+            return self._idle(state), alerts
+        if state.fast_since is not None and fix.ts - state.fast_since >= cfg.break_after_s:
+            alerts += self._close(state)
+        state.fast_since = None
+        if state.since_ts is None:
+            self._begin(state, fix)
+        self._extend(state, fix)
+        alerts += self._maybe_emit(state, ctx)
+        return state, alerts
+
+    def expire(self, state: LoiteringState, watermark: float) -> tuple[LoiteringState | None, list[Alert]]:
+        if state.since_ts is not None and watermark - state.last_ts >= self.cfg.max_gap_s:
+            alerts = self._close(state)
+            return None, alerts
+        return (state if state.since_ts is not None else None), []
+
+    def deadline(self, state: LoiteringState) -> float | None:
+        return state.last_ts + self.cfg.max_gap_s if state.since_ts is not None else None
+
+    # --- episode --------------------------------------------------------------------
+    def _excluded(self, lat: float, lon: float) -> bool:
+        cfg = self.cfg
+        geo = self.env.geography
+        if cfg.port_exclusion_m > 0 and geo.distance_to_port_m(lat, lon) <= cfg.port_exclusion_m:
+            return True
+        if cfg.min_shore_distance_m > 0 and geo.distance_to_shore_m(lat, lon) < cfg.min_shore_distance_m:
+            return True
+        return bool(self.env.zones.at(lat, lon, "exclusion"))
+
+    def _idle(self, state: LoiteringState) -> LoiteringState | None:
+        return state if state.since_ts is not None else None
+
+    def _begin(self, state: LoiteringState, fix: Position) -> None:
+        state.since_ts = fix.ts
+        state.n = 0
+        state.sum_lat = state.sum_lon = 0.0
+        state.first_lat, state.first_lon = fix.lat, fix.lon
+        state.radius_m = 0.0
+        state.derived = 0
+        state.hist = [0] * self._bins
+        state.revision = 0
+        state.emitted_end = 0.0
+
+    def _extend(self, state: LoiteringState, fix: Position) -> None:
+        assert fix.speed_kn is not None
+        state.slow_ts = fix.ts
+        state.n += 1
+        state.sum_lat += fix.lat
+        state.sum_lon += fix.lon
+        if fix.flags & FLAG_DERIVED_KINEMATICS:
+            state.derived += 1
+        b = min(int(fix.speed_kn / SPEED_BIN_KN), self._bins - 1)
+        state.hist[b] += 1
+        d = haversine_m(state.first_lat, state.first_lon, fix.lat, fix.lon)
+        if d > state.radius_m:
+            state.radius_m = d
+
+    def _maybe_emit(self, state: LoiteringState, ctx: TrackContext) -> list[Alert]:
+        assert state.since_ts is not None
+        duration = state.slow_ts - state.since_ts
+        if state.revision == 0:
+            if duration < self.cfg.min_duration_s:
+                return []
+            return [self._revision(state, "open", ctx.name)]
+        if state.slow_ts - state.emitted_end >= self.cfg.update_every_s:
+            return [self._revision(state, "update", ctx.name)]
+        return []
+
+    def _close(self, state: LoiteringState) -> list[Alert]:
+        out = []
+        if state.revision > 0 and state.since_ts is not None:
+            out.append(self._revision(state, "closed", None))
+        state.since_ts = None
+        state.fast_since = None
+        state.revision = 0
+        return out
+
+    def _revision(self, state: LoiteringState, status: AlertStatus, name: str | None) -> Alert:
+        assert state.since_ts is not None
+        state.revision += 1
+        state.emitted_end = state.slow_ts
+        duration = state.slow_ts - state.since_ts
+        lat, lon = state.sum_lat / state.n, state.sum_lon / state.n
+        geo = self.env.geography
+        evidence = {
+            "duration_s": round(duration),
+            "min_duration_s": self.cfg.min_duration_s,
+            "median_speed_kn": round(self._median(state.hist), 2),
+            "max_speed_kn": self.cfg.max_speed_kn,
+            "positions": state.n,
+            "radius_m": round(state.radius_m),
+            "derived_speed_share": round(state.derived / state.n, 3),
+            "distance_to_shore_m": _finite_or_none(geo.distance_to_shore_m(lat, lon)),
+            "distance_to_port_m": _finite_or_none(geo.distance_to_port_m(lat, lon)),
+        }
+        confidence = 0.5 + 0.3 * saturating(duration, 2 * self.cfg.min_duration_s)
+        confidence += 0.2 * saturating(state.n, 30) * (1 - state.derived / state.n * 0.5)
+        severity: Severity = self.cfg.severity  # type: ignore[assignment]
+        draft = AlertDraft(
+            kind="loitering",
+            entities=(EntityRef("vessel", state.entity_id, name),),
+            start_ts=state.since_ts,
+            end_ts=state.slow_ts,
+            lat=lat,
+            lon=lon,
+            severity=severity,
+            confidence=confidence,
+            evidence=evidence,
+        )
+        return emit(self.info, draft, state.revision, status)
+
+    @staticmethod
+    def _median(hist: list[int]) -> float:
+        total = sum(hist)
+        half = (total + 1) / 2
+        acc = 0
+        for i, count in enumerate(hist):
+            acc += count
+            if acc >= half:
+                return (i + 0.5) * SPEED_BIN_KN
+        return 0.0
+
+
+def _finite_or_none(value: float) -> float | None:
+    return round(value) if value != float("inf") else None

@@ -1,0 +1,1 @@
+"""Records and value types shared by every part of vigiamar."""

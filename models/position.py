@@ -1,0 +1,189 @@
+"""Position records for vessels and aircraft, and the records that travel beside them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from models.errors import DecodeError
+from models.timeutil import parse_iso, to_datetime, to_iso
+
+EntityType = Literal["vessel", "aircraft"]
+ENTITY_TYPES: tuple[EntityType, ...] = ("vessel", "aircraft")
+
+# Bits of Position.flags, set by sources and the track cleaner.
+FLAG_DERIVED_KINEMATICS = 1  # speed/course computed from positions, not reported
+FLAG_IMPLAUSIBLE = 2  # implied speed from the track's last good fix exceeds the limit
+FLAG_NEW_SEGMENT = 4  # first fix of a track, or first after a re-anchor of the track
+
+# Wire field names (JSON Lines and Kafka values): short, stable, documented in README.
+_OPTIONAL_FLOATS = ("speed_kn", "course_deg", "heading_deg", "altitude_ft", "vertical_rate_fpm")
+
+
+@dataclass(slots=True)
+class Position:
+    """One observed position of a vessel or an aircraft, at an event time.
+
+    ``ts`` is the event time in seconds since the Unix epoch, UTC; :attr:`time` gives it as
+    an aware datetime. Values the sender marks as "not available" are ``None``, never numbers.
+    """
+
+    entity_type: EntityType
+    entity_id: str
+    ts: float
+    lat: float
+    lon: float
+    speed_kn: float | None = None
+    course_deg: float | None = None
+    heading_deg: float | None = None
+    altitude_ft: float | None = None
+    vertical_rate_fpm: float | None = None
+    nav_status: int | None = None
+    source: str = ""
+    callsign: str | None = None
+    flags: int = 0
+    implied_speed_kn: float | None = None
+
+    @property
+    def time(self) -> datetime:
+        return to_datetime(self.ts)
+
+    @property
+    def implausible(self) -> bool:
+        return bool(self.flags & FLAG_IMPLAUSIBLE)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON form: vigiamar's own JSON Lines and the Kafka value of position topics."""
+        out: dict[str, Any] = {
+            "type": self.entity_type,
+            "id": self.entity_id,
+            "time": to_iso(self.ts),
+            "lat": self.lat,
+            "lon": self.lon,
+        }
+        for name in _OPTIONAL_FLOATS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.nav_status is not None:
+            out["nav_status"] = self.nav_status
+        if self.callsign:
+            out["callsign"] = self.callsign
+        if self.source:
+            out["source"] = self.source
+        return out
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> Position:
+        """Validate one decoded JSON object. Raises :class:`DecodeError` with a reason label."""
+        if not isinstance(obj, dict):
+            raise DecodeError("not_an_object", type(obj).__name__)
+        etype = obj.get("type")
+        if etype not in ENTITY_TYPES:
+            raise DecodeError("bad_entity_type", repr(etype))
+        ident = obj.get("id")
+        if not isinstance(ident, str | int) or isinstance(ident, bool) or str(ident).strip() == "":
+            raise DecodeError("bad_id", repr(ident))
+        when = obj.get("time")
+        if isinstance(when, str):
+            try:
+                ts = parse_iso(when)
+            except ValueError as exc:
+                raise DecodeError("bad_time", when) from exc
+        else:
+            ts = _number(when, "bad_time")
+        lat = _number(obj.get("lat"), "bad_lat")
+        lon = _number(obj.get("lon"), "bad_lon")
+        pos = cls(
+            entity_type=etype,
+            entity_id=str(ident).strip(),
+            ts=ts,
+            lat=lat,
+            lon=lon,
+            source=str(obj.get("source") or "jsonl"),
+        )
+        for name in _OPTIONAL_FLOATS:
+            value = obj.get(name)
+            if value is not None:
+                setattr(pos, name, _number(value, f"bad_{name}"))
+        status = obj.get("nav_status")
+        if status is not None:
+            pos.nav_status = int(_number(status, "bad_nav_status"))
+        callsign = obj.get("callsign")
+        if isinstance(callsign, str) and callsign.strip():
+            pos.callsign = callsign.strip()
+        check_position(pos)
+        return pos
+
+
+def _number(value: Any, reason: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DecodeError(reason, repr(value))
+    out = float(value)
+    if not math.isfinite(out):
+        raise DecodeError(reason, repr(value))
+    return out
+
+
+# Event times outside this window are rejected as implausible (1990-01-01 .. 2100-01-01).
+MIN_EVENT_TS = 631152000.0
+MAX_EVENT_TS = 4102444800.0
+
+
+def check_position(pos: Position) -> Position:
+    """Validate ranges shared by every source; raise :class:`DecodeError` with a reason label."""
+    if not (MIN_EVENT_TS <= pos.ts <= MAX_EVENT_TS):
+        raise DecodeError("time_out_of_range", str(pos.ts))
+    if not (-90.0 <= pos.lat <= 90.0):
+        raise DecodeError("lat_out_of_range", str(pos.lat))
+    if not (-180.0 <= pos.lon <= 180.0):
+        raise DecodeError("lon_out_of_range", str(pos.lon))
+    return pos
+
+
+@dataclass(slots=True)
+class VesselStatic:
+    """Static and voyage data of a vessel (AIS types 5 and 24, or CSV export columns)."""
+
+    mmsi: str
+    ts: float
+    name: str | None = None
+    call_sign: str | None = None
+    imo: str | None = None
+    ship_type: int | None = None
+    length_m: float | None = None
+    width_m: float | None = None
+    source: str = ""
+
+    def merge(self, newer: VesselStatic) -> VesselStatic:
+        """Newer non-empty values win (type 24 arrives in two halves)."""
+        return VesselStatic(
+            mmsi=self.mmsi,
+            ts=max(self.ts, newer.ts),
+            name=newer.name or self.name,
+            call_sign=newer.call_sign or self.call_sign,
+            imo=newer.imo or self.imo,
+            ship_type=newer.ship_type if newer.ship_type is not None else self.ship_type,
+            length_m=newer.length_m if newer.length_m is not None else self.length_m,
+            width_m=newer.width_m if newer.width_m is not None else self.width_m,
+            source=newer.source or self.source,
+        )
+
+
+@dataclass(slots=True, frozen=True)
+class Reject:
+    """A piece of input that did not become a record: the embedded dead-letter entry."""
+
+    source: str  # file name or topic
+    where: str  # line number, or partition/offset
+    reason: str  # short stable label, used as a counter label
+    raw: str  # the raw text (or bytes shown as text)
+    detail: str = ""
+
+    def to_wire(self) -> dict[str, str]:
+        out = {"source": self.source, "where": self.where, "reason": self.reason, "raw": self.raw}
+        if self.detail:
+            out["detail"] = self.detail
+        return out

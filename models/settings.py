@@ -1,0 +1,145 @@
+"""Settings from ``config/vigiamar.toml``: loaded once, validated, frozen.
+
+Sections other than ``[detectors.*]`` are typed here. Detector tables are kept as
+validated-later mappings because each detector module owns its config class; the
+detector registry builds them with :func:`models.configuring.build_config`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from models.configuring import bounds, build_config
+from models.errors import ConfigError
+from models.zones import Zone, ZoneIndex, load_zone_file
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "vigiamar.toml"
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    grace_s: float = field(default=60.0, metadata=bounds(0, 86400))
+    track_ttl_s: float = field(default=172800.0, metadata=bounds(60, 30 * 86400))
+
+
+@dataclass(frozen=True)
+class CleaningConfig:
+    vessel_max_speed_kn: float = field(default=50.0, metadata=bounds(5, 1000))
+    aircraft_max_speed_kn: float = field(default=700.0, metadata=bounds(50, 3000))
+    min_jump_m: float = field(default=500.0, metadata=bounds(0, 100000))
+    reanchor_after: int = field(default=3, metadata=bounds(1, 100))
+    derive_window_s: float = field(default=60.0, metadata=bounds(0, 3600))
+
+    def max_speed_kn(self, entity_type: str) -> float:
+        return self.aircraft_max_speed_kn if entity_type == "aircraft" else self.vessel_max_speed_kn
+
+
+@dataclass(frozen=True)
+class ReferenceConfig:
+    ports: str = "reference/ports.csv"
+    coastline: str = "reference/coastline.npz"
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    default_agency: str = "regional-coordination"
+    severity_floor: str = field(default="low", metadata=bounds(choices=("low", "medium", "high")))
+
+
+@dataclass(frozen=True)
+class ZonesConfig:
+    files: tuple[str, ...] = ("zones/*.geojson",)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a shell needs to run the detectors, resolved against the config's folder."""
+
+    path: Path
+    pipeline: PipelineConfig
+    cleaning: CleaningConfig
+    reference: ReferenceConfig
+    routing: RoutingConfig
+    zones: ZoneIndex
+    detectors: Mapping[str, Mapping[str, Any]]
+    extra: Mapping[str, Any]
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, relative: str) -> Path:
+        p = Path(relative)
+        return p if p.is_absolute() else self.base_dir / p
+
+
+_TYPED = {
+    "pipeline": PipelineConfig,
+    "cleaning": CleaningConfig,
+    "reference": ReferenceConfig,
+    "routing": RoutingConfig,
+    "zones": ZonesConfig,
+}
+# Sections read by other parts (streaming topics, metrics); kept verbatim and checked there.
+_PASSTHROUGH = ("topics", "kafka", "metrics")
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read and validate a config file; every problem raises :class:`ConfigError` naming the key."""
+    cfg_path = Path(path) if path is not None else DEFAULT_CONFIG
+    source = str(cfg_path)
+    try:
+        raw = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError("(file)", "config file not found", source) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("(file)", f"cannot read: {exc}", source) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("(file)", f"not valid TOML: {exc}", source) from exc
+
+    unknown = sorted(set(raw) - set(_TYPED) - {"detectors", *_PASSTHROUGH})
+    if unknown:
+        raise ConfigError(unknown[0], "unknown section", source)
+    typed: dict[str, Any] = {
+        name: build_config(cls, _table(raw, name, source), name, source) for name, cls in _TYPED.items()
+    }
+    detectors = _table(raw, "detectors", source)
+    for name, table in detectors.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"detectors.{name}", "expected a table", source)
+    zones_cfg: ZonesConfig = typed["zones"]
+    zones = _load_zones(cfg_path.parent, zones_cfg.files)
+    return Settings(
+        path=cfg_path.resolve(),
+        pipeline=typed["pipeline"],
+        cleaning=typed["cleaning"],
+        reference=typed["reference"],
+        routing=typed["routing"],
+        zones=zones,
+        detectors=MappingProxyType({k: MappingProxyType(dict(v)) for k, v in detectors.items()}),
+        extra=MappingProxyType({k: raw[k] for k in _PASSTHROUGH if k in raw}),
+    )
+
+
+def _table(raw: Mapping[str, Any], name: str, source: str) -> dict[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(name, "expected a table", source)
+    return value
+
+
+def _load_zones(base: Path, patterns: tuple[str, ...]) -> ZoneIndex:
+    zones: list[Zone] = []
+    for pattern in patterns:
+        for path in sorted(base.glob(pattern)):
+            zones.extend(load_zone_file(path))
+    names = [z.name for z in zones]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError("zones", f"zone name {dupes[0]!r} is used twice")
+    return ZoneIndex(zones)

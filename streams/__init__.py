@@ -1,0 +1,1 @@
+"""Shells around the detectors: sources, embedded runner, faust app, sinks, metrics, CLI."""

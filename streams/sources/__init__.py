@@ -1,0 +1,1 @@
+"""Feed decoders: bytes/lines of one input format → typed records and rejects."""

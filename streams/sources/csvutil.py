@@ -1,0 +1,53 @@
+"""Helpers shared by the CSV decoders: fast number and time parsing with reasons on failure."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+from models.errors import DecodeError
+from models.timeutil import parse_iso
+
+_DAY_CACHE: dict[str, float] = {}
+
+
+def parse_time(text: str) -> float:
+    """Epoch seconds from ISO 8601 (zone-less = UTC); fast path for ``YYYY-MM-DDTHH:MM:SS[Z]``."""
+    n = len(text)
+    if (n == 19 or (n == 20 and text[19] == "Z")) and text[10] in "T " and text[13] == ":":
+        day = _DAY_CACHE.get(text[:10])
+        if day is None:
+            try:
+                day = datetime.strptime(text[:10], "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+            except ValueError as exc:
+                raise DecodeError("bad_time", text) from exc
+            if len(_DAY_CACHE) > 4096:
+                _DAY_CACHE.clear()
+            _DAY_CACHE[text[:10]] = day
+        try:
+            h, m, s = int(text[11:13]), int(text[14:16]), int(text[17:19])
+        except ValueError as exc:
+            raise DecodeError("bad_time", text) from exc
+        if h > 23 or m > 59 or s > 60 or not text[11:13].isdigit():
+            raise DecodeError("bad_time", text)
+        return day + h * 3600 + m * 60 + s
+    try:
+        return parse_iso(text)
+    except (ValueError, OverflowError) as exc:
+        raise DecodeError("bad_time", text) from exc
+
+
+def req_float(text: str, reason: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise DecodeError(reason, text) from exc
+    if not math.isfinite(value):
+        raise DecodeError(reason, text)
+    return value
+
+
+def opt_float(text: str, reason: str) -> float | None:
+    if not text:
+        return None
+    return req_float(text, reason)

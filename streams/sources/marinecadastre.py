@@ -1,0 +1,146 @@
+"""MarineCadastre AIS CSV (``MMSI,BaseDateTime,LAT,LON[,SOG,COG,Heading,VesselName,…]``).
+
+Quirks handled (see the shared data README): COG exported as a signed 12-bit value
+(−204.8…204.7; add 409.6 to a negative value), ``-49.6`` and 360 meaning "not available",
+Heading 511, SOG 102.3, placeholder IMOs (``IMO0000000``), zero lengths. Files with only
+MMSI, time and position are fine: the track cleaner derives speed and course.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+
+from models.errors import DecodeError, UnknownFormatError
+from models.position import Position, VesselStatic, check_position
+from streams.sources.base import DecoderBase, Item, is_ship_mmsi
+from streams.sources.csvutil import opt_float, parse_time, req_float
+
+REQUIRED = ("MMSI", "BaseDateTime", "LAT", "LON")
+COG_WRAP = 409.6
+STATIC_COLUMNS = ("VesselName", "IMO", "CallSign", "VesselType", "Length", "Width")
+
+
+def norm_cog(value: float | None) -> float | None:
+    if value is None:
+        return None
+    if value < 0:
+        value += COG_WRAP
+    if value < 0 or value >= 360.0:
+        return None  # 360 (and the wrapped −49.6) = not available
+    return value
+
+
+def norm_heading(value: float | None) -> float | None:
+    if value is None or value >= 360.0 or value < 0:
+        return None  # 511 = not available
+    return value
+
+
+def norm_sog(value: float | None) -> float | None:
+    if value is None or value >= 102.25 or value < 0:
+        return None  # 102.3 = not available
+    return value
+
+
+class MarineCadastreDecoder(DecoderBase):
+    format_name = "marinecadastre"
+
+    def decode(self, lines: Iterable[str]) -> Iterator[Item]:
+        it = iter(lines)
+        header_line = next(it, None)
+        if header_line is None:
+            return
+        self.stats.lines += 1
+        self.ignore("header")
+        header = [h.strip().lstrip("\ufeff") for h in next(csv.reader([header_line]))]
+        col = {name: i for i, name in enumerate(header)}
+        missing = [c for c in REQUIRED if c not in col]
+        if missing:
+            raise UnknownFormatError(self.source, f"MarineCadastre CSV lacks columns {', '.join(missing)}", 1)
+        i_mmsi, i_time, i_lat, i_lon = (col[c] for c in REQUIRED)
+        i_sog, i_cog, i_hdg, i_status = (col.get(c) for c in ("SOG", "COG", "Heading", "Status"))
+        static_cols: dict[str, int] = {c: col[c] for c in STATIC_COLUMNS if c in col}
+        width = len(header)
+        last_static: dict[str, tuple[str, ...]] = {}
+        lineno = 1
+        stats = self.stats
+        for row in csv.reader(it):
+            lineno += 1
+            stats.lines += 1
+            if not row:
+                self.ignore("blank")
+                continue
+            if len(row) != width:
+                yield self.reject(lineno, "wrong_field_count", ",".join(row), f"{len(row)} fields, expected {width}")
+                continue
+            try:
+                mmsi_text = row[i_mmsi].strip()
+                if not mmsi_text.isdigit() or len(mmsi_text) > 9:
+                    raise DecodeError("bad_mmsi", mmsi_text)
+                pos = Position(
+                    "vessel",
+                    mmsi_text,
+                    parse_time(row[i_time]),
+                    req_float(row[i_lat], "bad_lat"),
+                    req_float(row[i_lon], "bad_lon"),
+                    source="marinecadastre",
+                )
+                if i_sog is not None:
+                    pos.speed_kn = norm_sog(opt_float(row[i_sog], "bad_sog"))
+                if i_cog is not None:
+                    pos.course_deg = norm_cog(opt_float(row[i_cog], "bad_cog"))
+                if i_hdg is not None:
+                    pos.heading_deg = norm_heading(opt_float(row[i_hdg], "bad_heading"))
+                if i_status is not None and row[i_status]:
+                    pos.nav_status = int(req_float(row[i_status], "bad_status"))
+                check_position(pos)
+            except DecodeError as exc:
+                yield self.reject(lineno, exc.reason, ",".join(row), exc.detail)
+                continue
+            if not is_ship_mmsi(int(mmsi_text)):
+                stats.notes["non_ship_mmsi"] += 1
+            if static_cols:
+                sig = tuple(row[i] for i in static_cols.values())
+                if last_static.get(mmsi_text) != sig:
+                    last_static[mmsi_text] = sig
+                    static = self._static(mmsi_text, pos.ts, row, static_cols)
+                    if static is not None:
+                        stats.statics += 1  # carried on this row beside its position
+                        yield static
+            stats.record_lines += 1
+            stats.positions += 1
+            yield pos
+
+    def _static(self, mmsi: str, ts: float, row: list[str], cols: dict[str, int]) -> VesselStatic | None:
+        def text(name: str) -> str | None:
+            i = cols.get(name)
+            value = row[i].strip() if i is not None else ""
+            return value or None
+
+        def number(name: str) -> float | None:
+            value = text(name)
+            try:
+                out = float(value) if value else None
+            except ValueError:
+                return None
+            return out if out else None
+
+        imo = text("IMO")
+        if imo and (imo.upper() == "IMO0000000" or imo.upper().removeprefix("IMO") == mmsi):
+            imo = None
+        vtype = number("VesselType")
+        st = VesselStatic(
+            mmsi=mmsi,
+            ts=ts,
+            name=text("VesselName"),
+            call_sign=text("CallSign"),
+            imo=imo,
+            ship_type=int(vtype) if vtype else None,
+            length_m=number("Length"),
+            width_m=number("Width"),
+            source="marinecadastre",
+        )
+        if st.name is None and st.call_sign is None and st.imo is None and st.ship_type is None:
+            return None
+        return st

@@ -1,0 +1,82 @@
+"""Open an input (plain or gzip), detect or take its format, and pick its decoder."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from models.errors import InputError, UnknownFormatError
+from streams.sources.aircsv import AircraftCsvDecoder
+from streams.sources.base import DecoderBase
+from streams.sources.jsonl import JsonLinesDecoder
+from streams.sources.marinecadastre import MarineCadastreDecoder
+
+DecoderFactory = Callable[[str], DecoderBase]
+
+
+def _nmea_factory(source: str) -> DecoderBase:
+    from streams.sources.nmea import NmeaDecoder
+
+    return NmeaDecoder(source)
+
+
+FORMATS: dict[str, DecoderFactory] = {
+    "nmea": _nmea_factory,
+    "marinecadastre": MarineCadastreDecoder,
+    "aircraft_csv": AircraftCsvDecoder,
+    "jsonl": JsonLinesDecoder,
+}
+
+
+@contextmanager
+def open_text(path: Path) -> Iterator[IO[str]]:
+    """Text lines of a file, gunzipped when it starts with the gzip magic bytes."""
+    try:
+        raw = path.open("rb")
+    except OSError as exc:
+        raise InputError(str(path), f"cannot open: {exc.strerror or exc}") from exc
+    try:
+        magic = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+        stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if magic == b"\x1f\x8b" else raw  # type: ignore[assignment]
+        with io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="") as text:
+            yield text
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise InputError(str(path), f"cannot read: {exc}") from exc
+    finally:
+        raw.close()
+
+
+def detect_format(first_lines: list[str], source: str) -> str:
+    """Guess the format from the first non-empty lines."""
+    for line in first_lines:
+        text = line.strip().lstrip("\ufeff")
+        if not text or text.startswith("#"):
+            continue
+        if text.startswith("{"):
+            return "jsonl"
+        if ("!" in text[:40] and ("VDM," in text or "VDO," in text)) or text.startswith(("!", "\\", "$")):
+            return "nmea"
+        header = {h.strip() for h in text.split(",")}
+        if {"MMSI", "BaseDateTime", "LAT", "LON"} <= header:
+            return "marinecadastre"
+        if {"timestamp", "icao24", "latitude", "longitude"} <= header:
+            return "aircraft_csv"
+        break
+    raise UnknownFormatError(
+        source,
+        "unknown input format (expected NMEA AIS, MarineCadastre CSV, aircraft CSV or JSON Lines); "
+        "name it with --input-format",
+        1,
+    )
+
+
+def make_decoder(fmt: str, source: str) -> DecoderBase:
+    try:
+        factory = FORMATS[fmt]
+    except KeyError as exc:
+        raise UnknownFormatError(source, f"unknown format {fmt!r} (known: {', '.join(FORMATS)})") from exc
+    return factory(source)
