@@ -8,13 +8,12 @@ Rows without a position (OpenSky state vectors without a fix) are rejected as
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Iterator
 
 from models.errors import DecodeError, UnknownFormatError
 from models.position import Position, check_position
 from streams.sources.base import DecoderBase, Item
-from streams.sources.csvutil import opt_float, parse_time, req_float
+from streams.sources.csvutil import opt_float, parse_time, req_float, split_row
 
 REQUIRED = ("timestamp", "icao24", "latitude", "longitude")
 
@@ -29,7 +28,7 @@ class AircraftCsvDecoder(DecoderBase):
             return
         self.stats.lines += 1
         self.ignore("header")
-        header = [h.strip().lstrip("\ufeff") for h in next(csv.reader([header_line]))]
+        header = [h.strip().lstrip("\ufeff") for h in split_row(header_line)]
         col = {name: i for i, name in enumerate(header)}
         missing = [c for c in REQUIRED if c not in col]
         if missing:
@@ -40,14 +39,15 @@ class AircraftCsvDecoder(DecoderBase):
         width = len(header)
         lineno = 1
         stats = self.stats
-        for row in csv.reader(it):
+        for line in it:
+            row = split_row(line)
             lineno += 1
             stats.lines += 1
             if not row:
                 self.ignore("blank")
                 continue
             if len(row) != width:
-                yield self.reject(lineno, "wrong_field_count", ",".join(row), f"{len(row)} fields, expected {width}")
+                yield self.reject(lineno, "wrong_field_count", line, f"{len(row)} fields, expected {width}")
                 continue
             try:
                 ident = row[i_id].strip().lower()
@@ -76,7 +76,7 @@ class AircraftCsvDecoder(DecoderBase):
                     pos.callsign = row[i_cs].strip()
                 check_position(pos)
             except DecodeError as exc:
-                yield self.reject(lineno, exc.reason, ",".join(row), exc.detail)
+                yield self.reject(lineno, exc.reason, line, exc.detail)
                 continue
             stats.record_lines += 1
             stats.positions += 1

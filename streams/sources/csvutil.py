@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 from datetime import UTC, datetime
 
@@ -9,6 +10,15 @@ from models.errors import DecodeError
 from models.timeutil import parse_iso
 
 _DAY_CACHE: dict[str, float] = {}
+
+
+def split_row(line: str) -> list[str]:
+    """Fields of one CSV line. A quote never spans lines: a broken row stays one bad row
+    instead of swallowing the lines after it."""
+    line = line.rstrip("\r\n")
+    if '"' not in line:
+        return line.split(",") if line else []
+    return next(csv.reader([line]), [])
 
 
 def parse_time(text: str) -> float:

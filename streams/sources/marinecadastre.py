@@ -8,13 +8,12 @@ MMSI, time and position are fine: the track cleaner derives speed and course.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Iterator
 
 from models.errors import DecodeError, UnknownFormatError
 from models.position import Position, VesselStatic, check_position
 from streams.sources.base import DecoderBase, Item, is_ship_mmsi
-from streams.sources.csvutil import opt_float, parse_time, req_float
+from streams.sources.csvutil import opt_float, parse_time, req_float, split_row
 
 REQUIRED = ("MMSI", "BaseDateTime", "LAT", "LON")
 COG_WRAP = 409.6
@@ -53,7 +52,7 @@ class MarineCadastreDecoder(DecoderBase):
             return
         self.stats.lines += 1
         self.ignore("header")
-        header = [h.strip().lstrip("\ufeff") for h in next(csv.reader([header_line]))]
+        header = [h.strip().lstrip("\ufeff") for h in split_row(header_line)]
         col = {name: i for i, name in enumerate(header)}
         missing = [c for c in REQUIRED if c not in col]
         if missing:
@@ -65,14 +64,15 @@ class MarineCadastreDecoder(DecoderBase):
         last_static: dict[str, tuple[str, ...]] = {}
         lineno = 1
         stats = self.stats
-        for row in csv.reader(it):
+        for line in it:
+            row = split_row(line)
             lineno += 1
             stats.lines += 1
             if not row:
                 self.ignore("blank")
                 continue
             if len(row) != width:
-                yield self.reject(lineno, "wrong_field_count", ",".join(row), f"{len(row)} fields, expected {width}")
+                yield self.reject(lineno, "wrong_field_count", line, f"{len(row)} fields, expected {width}")
                 continue
             try:
                 mmsi_text = row[i_mmsi].strip()
@@ -96,7 +96,7 @@ class MarineCadastreDecoder(DecoderBase):
                     pos.nav_status = int(req_float(row[i_status], "bad_status"))
                 check_position(pos)
             except DecodeError as exc:
-                yield self.reject(lineno, exc.reason, ",".join(row), exc.detail)
+                yield self.reject(lineno, exc.reason, line, exc.detail)
                 continue
             if not is_ship_mmsi(int(mmsi_text)):
                 stats.notes["non_ship_mmsi"] += 1
