@@ -74,8 +74,19 @@ class Settings:
         return self.path.parent
 
     def resolve(self, relative: str) -> Path:
+        """A path named in the config: relative to the config file, else to the bundled config/.
+
+        The fallback lets an analyst copy vigiamar.toml elsewhere, change thresholds, and
+        keep using the reference data that ships with vigiamar.
+        """
         p = Path(relative)
-        return p if p.is_absolute() else self.base_dir / p
+        if p.is_absolute():
+            return p
+        here = self.base_dir / p
+        if here.exists():
+            return here
+        bundled = DEFAULT_CONFIG.parent / p
+        return bundled if bundled.exists() else here
 
 
 _TYPED = {

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 import orjson
 
 from detectors.base import Environment
+from detectors.registry import detector_configs
 from models.alert import Alert
 from models.errors import VigiamarError
 from models.position import Reject
@@ -96,8 +97,6 @@ def load_environment(settings: Settings) -> Environment:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from detectors.registry import detector_configs
-
     settings = load_settings(args.file)
     configs = detector_configs(settings.detectors, str(settings.path))
     load_environment(settings)
@@ -110,6 +109,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from streams.render import alert_table, summary, write_lines
 
     settings = load_settings(args.config)
+    detector_configs(settings.detectors, str(settings.path))  # every threshold checked before any work
     env = load_environment(settings)
     paths = [Path(p) for p in args.inputs]
     for path in paths:
@@ -146,8 +146,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if args.format == "table":
             write_lines(out, alert_table(report.alerts_final.values()))
         if not args.no_summary:
-            target = sys.stderr if args.format == "jsonl" and not args.out else out
-            if target is out and args.format == "table":
+            # jsonl output stays pure records; the summary then goes to stderr.
+            target = sys.stderr if args.format == "jsonl" else out
+            if target is out:
                 out.write("\n")
             write_lines(target, summary(report, pipeline))
     return 0
