@@ -86,7 +86,8 @@ def test_short_fast_blip_does_not_split_an_episode(settings: Settings) -> None:
 def test_open_alert_is_closed_by_watermark_when_track_goes_silent(settings: Settings) -> None:
     # 2 h slow, then silence; another vessel keeps reporting so the watermark moves on.
     spec = [(m * MIN, 0.2) for m in range(0, 121, 5)]
-    other = [Position("vessel", "224000002", t("10:00:00") + m * MIN, 11.0, -86.0, speed_kn=12.0) for m in range(0, 300, 5)]
+    start = t("10:00:00")
+    other = [Position("vessel", "224000002", start + m * MIN, 11.0, -86.0, speed_kn=12.0) for m in range(0, 300, 5)]
     records = sorted(_fixes(spec) + other, key=lambda p: p.ts)
     alerts = run_pipeline(records, settings, detectors=only_loitering(settings))
     final = final_revisions(alerts)
@@ -96,8 +97,9 @@ def test_open_alert_is_closed_by_watermark_when_track_goes_silent(settings: Sett
 
 def test_exclusion_zone_ends_and_suppresses_loitering(settings: Settings) -> None:
     # 2 h slow inside a configured exclusion zone: nothing.
-    from models.zones import Zone, ZoneIndex
     from shapely.geometry import box
+
+    from models.zones import Zone, ZoneIndex
 
     zones = ZoneIndex([Zone("test-anchorage", "exclusion", box(-85.1, 9.9, -84.9, 10.1))])
     env = Environment(zones=zones)
