@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from detectors.base import CellEngineLike, Environment, TrackDetector
+from detectors.cell_engine import build_cell_engine
 from detectors.ordering import ReorderBuffer
 from detectors.registry import build_track_detectors
 from detectors.routing import Router
@@ -46,9 +47,11 @@ class Pipeline:
             detectors = build_track_detectors(settings.detectors, self.env, str(settings.path))
         self.detectors = list(detectors)
         self.engine = TrackEngine(self.detectors, settings.cleaning, settings.pipeline)
+        if cells is None:  # pairwise detectors (rendezvous, …) when any is enabled
+            cells = build_cell_engine(settings.detectors, self.env, str(settings.path))
         self.cells = cells
         self.buffer: ReorderBuffer[Position | VesselStatic] = ReorderBuffer(settings.pipeline.grace_s)
-        self.router = Router(settings.zones, settings.routing.default_agency)
+        self.router = Router.from_settings(settings)
         self.stats = PipelineStats()
         self.dropped: list[tuple[Position, str]] = []  # drained by the shell (dead-letter)
 
@@ -62,11 +65,14 @@ class Pipeline:
             self.stats.positions_in += 1
         else:
             self.stats.statics_in += 1
-        before = self.buffer.watermark
-        self.buffer.push(record.ts, record)
-        if self.buffer.watermark == before and self.buffer.grace_s > 0:
+        buffer = self.buffer
+        grace = buffer.grace_s
+        before = buffer.max_ts - grace  # the watermark
+        buffer.push(record.ts, record)
+        after = buffer.max_ts - grace
+        if after == before and grace > 0:
             return []
-        return self._release(self.buffer.watermark)
+        return self._release(after)
 
     def finish(self) -> list[Alert]:
         """End of input: process everything held and expire at the final watermark.
@@ -79,26 +85,30 @@ class Pipeline:
     def _release(self, until: float) -> list[Alert]:
         alerts: list[Alert] = []
         engine = self.engine
-        for _, item in self.buffer.release(until):
+        stats = self.stats
+        cells = self.cells
+        process_into = engine.process_into
+        processed = implausible = 0
+        for item in self.buffer.pop_until(until):
             if isinstance(item, VesselStatic):
                 engine.add_static(item)
                 continue
-            result = engine.process(item)
-            if result.reject is not None:
-                self.stats.dropped[result.reject] += 1
-                self.dropped.append((item, result.reject))
+            reject = process_into(item, alerts)
+            if reject is not None:
+                stats.dropped[reject] += 1
+                self.dropped.append((item, reject))
                 continue
-            self.stats.positions_processed += 1
+            processed += 1
             if item.flags & FLAG_IMPLAUSIBLE:
-                self.stats.implausible += 1
-            if result.alerts:
-                alerts.extend(result.alerts)
-            if self.cells is not None:
-                alerts.extend(self.cells.process(item, engine.tracks[(item.entity_type, item.entity_id)].ctx))
+                implausible += 1
+            if cells is not None:
+                alerts.extend(cells.process(item, engine.tracks[(item.entity_type, item.entity_id)].ctx))
+        stats.positions_processed += processed
+        stats.implausible += implausible
         alerts.extend(engine.expire(until))
-        if self.cells is not None:
-            alerts.extend(self.cells.expire(until))
-        return [self._routed(a) for a in alerts]
+        if cells is not None:
+            alerts.extend(cells.expire(until))
+        return [self._routed(a) for a in alerts] if alerts else alerts
 
     def _routed(self, alert: Alert) -> Alert:
         self.stats.alerts[alert.kind] += 1

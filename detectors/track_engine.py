@@ -54,6 +54,8 @@ class TrackEngine:
             etype: [i for i, d in enumerate(self.detectors) if etype in d.entity_types]
             for etype in ("vessel", "aircraft")
         }
+        # (index, detector) per entity type, for the per-fix loop
+        self._stepping = {etype: [(i, self.detectors[i]) for i in idx] for etype, idx in self._applies.items()}
 
     def __len__(self) -> int:
         return len(self.tracks)
@@ -72,6 +74,13 @@ class TrackEngine:
 
     def process(self, fix: Position) -> StepResult:
         """Clean one fix and run the detectors that apply to its entity type."""
+        alerts: list[Alert] = []
+        reason = self.process_into(fix, alerts)
+        return StepResult(alerts, reason)
+
+    def process_into(self, fix: Position, sink: list[Alert]) -> str | None:
+        """:meth:`process` without a result object: alerts are appended to ``sink``;
+        returns the reject reason (``None`` = accepted). The pipeline's per-fix path."""
         key: TrackKey = (fix.entity_type, fix.entity_id)
         track = self.tracks.get(key)
         if track is None:
@@ -79,19 +88,31 @@ class TrackEngine:
         track.clean, reason = clean(track.clean, fix, self.cleaning)
         if reason is not None:
             self.counts[reason] += 1
-            return StepResult([], reason)
+            return reason
         track.last_ts = fix.ts
-        alerts: list[Alert] = []
+        # The track's deadline (see _deadline), folded into the detector loop: a detector's
+        # state changes only in its own step, and detectors that do not apply to this
+        # entity type never hold a state.
+        due = fix.ts + self.ttl_s
+        start = len(sink)
         states = track.det
         ctx = track.ctx
-        for i in self._applies[fix.entity_type]:
-            states[i], out = self.detectors[i].step(states[i], fix, ctx)
+        for i, det in self._stepping[fix.entity_type]:
+            state, out = det.step(states[i], fix, ctx)
+            states[i] = state
             if out:
-                alerts.extend(out)
-        self._schedule(key, track)
-        if alerts and ctx.static is not None and ctx.static.name:
-            alerts = [a.with_names({fix.entity_id: ctx.static.name}) for a in alerts]
-        return StepResult(alerts)
+                sink.extend(out)
+            if state is not None:
+                d = det.deadline(state)
+                if d is not None and d < due:
+                    due = d
+        if track.scheduled is None or due < track.scheduled:  # _schedule, inlined
+            track.scheduled = due
+            heapq.heappush(self._deadlines, (due, key))
+        if len(sink) > start and ctx.static is not None and ctx.static.name:
+            names = {fix.entity_id: ctx.static.name}
+            sink[start:] = [a.with_names(names) for a in sink[start:]]
+        return None
 
     def _deadline(self, track: TrackState) -> float:
         due = track.last_ts + self.ttl_s

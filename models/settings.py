@@ -7,6 +7,7 @@ detector registry builds them with :func:`models.configuring.build_config`.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from models.errors import ConfigError
 from models.zones import Zone, ZoneIndex, load_zone_file
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "vigiamar.toml"
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,36 @@ class ReferenceConfig:
 class RoutingConfig:
     default_agency: str = "regional-coordination"
     severity_floor: str = field(default="low", metadata=bounds(choices=("low", "medium", "high")))
+    # Release labels (detectors/routing.py): label -> the agencies an alert carrying it may reach.
+    release_labels: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
+    release_by_kind: Mapping[str, str] = field(default_factory=dict, hash=False)  # alert kind -> label
+    release_default: str = ""  # label of every alert no kind or zone labels ("": unrestricted)
+
+    def __post_init__(self) -> None:
+        from models.alert import ALERT_KINDS
+
+        for key in ("release_labels", "release_by_kind"):
+            if not isinstance(getattr(self, key), Mapping):
+                raise ValueError(f"{key}: expected a table")
+        labels: dict[str, tuple[str, ...]] = {}
+        for name, agencies in dict(self.release_labels).items():
+            if not _LABEL_NAME.match(str(name)):
+                raise ValueError(f"release_labels: {name!r} is not a label name (letters, digits, ' ._:-')")
+            if not isinstance(agencies, list | tuple) or not agencies:
+                raise ValueError(f"release_labels.{name}: expected a non-empty list of agencies")
+            if not all(isinstance(a, str) and a for a in agencies):
+                raise ValueError(f"release_labels.{name}: agencies must be non-empty strings")
+            labels[name] = tuple(agencies)
+        by_kind = dict(self.release_by_kind)
+        for kind, label in by_kind.items():
+            if kind not in ALERT_KINDS:
+                raise ValueError(f"release_by_kind.{kind}: not an alert kind ({', '.join(ALERT_KINDS)})")
+            if label not in labels:
+                raise ValueError(f"release_by_kind.{kind}: release label {label!r} is not in release_labels")
+        if self.release_default and self.release_default not in labels:
+            raise ValueError(f"release_default: release label {self.release_default!r} is not in release_labels")
+        object.__setattr__(self, "release_labels", MappingProxyType(labels))
+        object.__setattr__(self, "release_by_kind", MappingProxyType(by_kind))
 
 
 @dataclass(frozen=True)

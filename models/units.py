@@ -34,3 +34,8 @@ def m_to_ft(meters: float) -> float:
 
 def mps_to_kn(mps: float) -> float:
     return mps * KN_PER_MPS
+
+
+def mps_to_fpm(mps: float) -> float:
+    """Vertical speed: metres per second to feet per minute."""
+    return mps * FPM_PER_MPS

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from detectors.base import Environment
 from detectors.pipeline import Pipeline
@@ -18,6 +19,9 @@ from models.position import Position, Reject, VesselStatic
 from models.settings import Settings
 from streams.sources.base import Item, SourceStats
 from streams.sources.registry import detect_format, make_decoder, open_text
+
+if TYPE_CHECKING:
+    from streams.metrics import Metrics
 
 DETECT_LINES = 5
 
@@ -74,12 +78,24 @@ def replay(
     input_format: str | None = None,
     env: Environment | None = None,
     progress: Callable[[int], None] | None = None,
+    metrics: Metrics | None = None,
 ) -> tuple[RunReport, Pipeline]:
-    """Replay files through the pipeline; every alert revision goes to ``on_alert``."""
+    """Replay files through the pipeline; every alert revision goes to ``on_alert``.
+
+    With ``metrics`` the run is counted (positions, rejects, alerts, latency on the data
+    clock, step time, watermark, active tracks); without, nothing is wrapped or timed.
+    """
     report = RunReport()
     pipeline = Pipeline(settings, env)
     final = report.alerts_final
     started = time.perf_counter()
+    push: Callable[[Position | VesselStatic], list[Alert]] = pipeline.push
+    meter = None
+    if metrics is not None:
+        from streams.metrics import ReplayMeter, metrics_config
+
+        meter = ReplayMeter(metrics, pipeline, metrics_config(settings).step_sample_every)
+        on_alert, on_reject, push = meter.on_alert(on_alert), meter.on_reject(on_reject), meter.push(push)
 
     def publish(alerts: list[Alert]) -> None:
         for alert in alerts:
@@ -94,11 +110,12 @@ def replay(
         pipeline.dropped.clear()
 
     with ExitStack() as stack:
-        for n, item in enumerate(merged_items(paths, input_format, stack, report), start=1):
+        items = merged_items(paths, input_format, stack, report)
+        for n, item in enumerate(meter.items(items) if meter is not None else items, start=1):
             if isinstance(item, Reject):
                 on_reject(item)
                 continue
-            alerts = pipeline.push(item)
+            alerts = push(item)
             if alerts:
                 publish(alerts)
             if pipeline.dropped:
@@ -107,6 +124,8 @@ def replay(
                 progress(20000)
         publish(pipeline.finish())
         drain_dropped()
+        if meter is not None:
+            meter.flush()
     report.seconds = time.perf_counter() - started
     return report, pipeline
 

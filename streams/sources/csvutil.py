@@ -10,6 +10,7 @@ from models.errors import DecodeError
 from models.timeutil import parse_iso
 
 _DAY_CACHE: dict[str, float] = {}
+_MINUTE_CACHE: dict[str, float] = {}  # "YYYY-MM-DDTHH:MM" -> epoch seconds of that minute
 
 
 def split_row(line: str) -> list[str]:
@@ -25,6 +26,15 @@ def parse_time(text: str) -> float:
     """Epoch seconds from ISO 8601 (zone-less = UTC); fast path for ``YYYY-MM-DDTHH:MM:SS[Z]``."""
     n = len(text)
     if (n == 19 or (n == 20 and text[19] == "Z")) and text[10] in "T " and text[13] == ":":
+        minute = _MINUTE_CACHE.get(text[:16])
+        if minute is not None:  # day, hour and minute already parsed and checked for this prefix
+            try:
+                s = int(text[17:19])
+            except ValueError as exc:
+                raise DecodeError("bad_time", text) from exc
+            if s > 60:
+                raise DecodeError("bad_time", text)
+            return minute + s
         day = _DAY_CACHE.get(text[:10])
         if day is None:
             try:
@@ -40,7 +50,11 @@ def parse_time(text: str) -> float:
             raise DecodeError("bad_time", text) from exc
         if h > 23 or m > 59 or s > 60 or not text[11:13].isdigit():
             raise DecodeError("bad_time", text)
-        return day + h * 3600 + m * 60 + s
+        minute = day + h * 3600 + m * 60
+        if len(_MINUTE_CACHE) > 65536:
+            _MINUTE_CACHE.clear()
+        _MINUTE_CACHE[text[:16]] = minute
+        return minute + s
     try:
         return parse_iso(text)
     except (ValueError, OverflowError) as exc:

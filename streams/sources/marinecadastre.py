@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from models.errors import DecodeError, UnknownFormatError
-from models.position import Position, VesselStatic, check_position
+from models.position import MAX_EVENT_TS, MIN_EVENT_TS, Position, VesselStatic, check_position
 from streams.sources.base import DecoderBase, Item, is_ship_mmsi
 from streams.sources.csvutil import opt_float, parse_time, req_float, split_row
 
@@ -42,6 +42,15 @@ def norm_sog(value: float | None) -> float | None:
     return value
 
 
+def _checked_mmsi(raw: str, cache: dict[str, str]) -> str:
+    """The MMSI text of a raw field (remembered in ``cache``), or :class:`DecodeError` ``bad_mmsi``."""
+    text = raw.strip()
+    if not text.isdigit() or len(text) > 9:
+        raise DecodeError("bad_mmsi", text)
+    cache[raw] = text
+    return text
+
+
 class MarineCadastreDecoder(DecoderBase):
     format_name = "marinecadastre"
 
@@ -64,8 +73,13 @@ class MarineCadastreDecoder(DecoderBase):
         last_static: dict[str, tuple[str, ...]] = {}
         lineno = 1
         stats = self.stats
+        # Per-file caches of what every row of a vessel repeats: the checked MMSI text for
+        # the raw field, and whether it is a ship station.
+        mmsis: dict[str, str] = {}
+        ships: dict[str, bool] = {}
         for line in it:
-            row = split_row(line)
+            text = line.rstrip("\r\n")
+            row = (text.split(",") if text else []) if '"' not in text else split_row(line)  # split_row, inlined
             lineno += 1
             stats.lines += 1
             if not row:
@@ -75,30 +89,40 @@ class MarineCadastreDecoder(DecoderBase):
                 yield self.reject(lineno, "wrong_field_count", line, f"{len(row)} fields, expected {width}")
                 continue
             try:
-                mmsi_text = row[i_mmsi].strip()
-                if not mmsi_text.isdigit() or len(mmsi_text) > 9:
-                    raise DecodeError("bad_mmsi", mmsi_text)
-                pos = Position(
-                    "vessel",
-                    mmsi_text,
-                    parse_time(row[i_time]),
-                    req_float(row[i_lat], "bad_lat"),
-                    req_float(row[i_lon], "bad_lon"),
-                    source="marinecadastre",
-                )
-                if i_sog is not None:
-                    pos.speed_kn = norm_sog(opt_float(row[i_sog], "bad_sog"))
-                if i_cog is not None:
-                    pos.course_deg = norm_cog(opt_float(row[i_cog], "bad_cog"))
-                if i_hdg is not None:
-                    pos.heading_deg = norm_heading(opt_float(row[i_hdg], "bad_heading"))
-                if i_status is not None and row[i_status]:
-                    pos.nav_status = int(req_float(row[i_status], "bad_status"))
-                check_position(pos)
+                # The common case, checked in the order of the plain path below; a row whose
+                # time or position is out of range takes the plain path, which raises the
+                # reasoned error the same way for every row.
+                raw_mmsi = row[i_mmsi]
+                mmsi_text = mmsis.get(raw_mmsi) or _checked_mmsi(raw_mmsi, mmsis)
+                ts = parse_time(row[i_time])
+                try:
+                    lat = float(row[i_lat])
+                    lon = float(row[i_lon])
+                except ValueError:
+                    lat, lon = req_float(row[i_lat], "bad_lat"), req_float(row[i_lon], "bad_lon")
+                if MIN_EVENT_TS <= ts <= MAX_EVENT_TS and -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0:
+                    pos = Position(
+                        "vessel",
+                        mmsi_text,
+                        ts,
+                        lat,
+                        lon,
+                        None if i_sog is None else norm_sog(opt_float(row[i_sog], "bad_sog")),
+                        None if i_cog is None else norm_cog(opt_float(row[i_cog], "bad_cog")),
+                        None if i_hdg is None else norm_heading(opt_float(row[i_hdg], "bad_heading")),
+                    )
+                    if i_status is not None and row[i_status]:
+                        pos.nav_status = int(req_float(row[i_status], "bad_status"))
+                    pos.source = "marinecadastre"
+                else:
+                    pos = self._plain_position(row, i_mmsi, i_time, i_lat, i_lon, i_sog, i_cog, i_hdg, i_status)
             except DecodeError as exc:
                 yield self.reject(lineno, exc.reason, line, exc.detail)
                 continue
-            if not is_ship_mmsi(int(mmsi_text)):
+            ship = ships.get(mmsi_text)
+            if ship is None:
+                ship = ships[mmsi_text] = is_ship_mmsi(int(mmsi_text))
+            if not ship:
                 stats.notes["non_ship_mmsi"] += 1
             if static_cols:
                 sig = tuple(row[i] for i in static_cols.values())
@@ -111,6 +135,40 @@ class MarineCadastreDecoder(DecoderBase):
             stats.record_lines += 1
             stats.positions += 1
             yield pos
+
+    @staticmethod
+    def _plain_position(
+        row: list[str],
+        i_mmsi: int,
+        i_time: int,
+        i_lat: int,
+        i_lon: int,
+        i_sog: int | None,
+        i_cog: int | None,
+        i_hdg: int | None,
+        i_status: int | None,
+    ) -> Position:
+        """One row, every field checked in turn: the reference for the fast path in :meth:`decode`."""
+        mmsi_text = row[i_mmsi].strip()
+        if not mmsi_text.isdigit() or len(mmsi_text) > 9:
+            raise DecodeError("bad_mmsi", mmsi_text)
+        pos = Position(
+            "vessel",
+            mmsi_text,
+            parse_time(row[i_time]),
+            req_float(row[i_lat], "bad_lat"),
+            req_float(row[i_lon], "bad_lon"),
+            source="marinecadastre",
+        )
+        if i_sog is not None:
+            pos.speed_kn = norm_sog(opt_float(row[i_sog], "bad_sog"))
+        if i_cog is not None:
+            pos.course_deg = norm_cog(opt_float(row[i_cog], "bad_cog"))
+        if i_hdg is not None:
+            pos.heading_deg = norm_heading(opt_float(row[i_hdg], "bad_heading"))
+        if i_status is not None and row[i_status]:
+            pos.nav_status = int(req_float(row[i_status], "bad_status"))
+        return check_position(pos)
 
     def _static(self, mmsi: str, ts: float, row: list[str], cols: dict[str, int]) -> VesselStatic | None:
         def text(name: str) -> str | None:

@@ -14,6 +14,8 @@ from streams.sources.aircsv import AircraftCsvDecoder
 from streams.sources.base import DecoderBase
 from streams.sources.jsonl import JsonLinesDecoder
 from streams.sources.marinecadastre import MarineCadastreDecoder
+from streams.sources.remoteid import RemoteIdDecoder
+from streams.sources.sbs import SbsDecoder
 
 DecoderFactory = Callable[[str], DecoderBase]
 
@@ -24,11 +26,20 @@ def _nmea_factory(source: str) -> DecoderBase:
     return NmeaDecoder(source)
 
 
+def _mavlink_factory(source: str) -> DecoderBase:
+    from streams.sources.mavlink import MavlinkDecoder  # imports pymavlink: only when used
+
+    return MavlinkDecoder(source)
+
+
 FORMATS: dict[str, DecoderFactory] = {
     "nmea": _nmea_factory,
     "marinecadastre": MarineCadastreDecoder,
     "aircraft_csv": AircraftCsvDecoder,
     "jsonl": JsonLinesDecoder,
+    "sbs": SbsDecoder,
+    "remoteid": RemoteIdDecoder,
+    "mavlink": _mavlink_factory,
 }
 
 
@@ -52,12 +63,18 @@ def open_text(path: Path) -> Iterator[IO[str]]:
 
 def detect_format(first_lines: list[str], source: str) -> str:
     """Guess the format from the first non-empty lines."""
+    if source.lower().endswith((".tlog", ".tlog.gz")):
+        return "mavlink"  # binary: named by its extension, as ground stations write it
     for line in first_lines:
         text = line.strip().lstrip("\ufeff")
         if not text or text.startswith("#"):
             continue
         if text.startswith("{"):
+            if '"current_state"' in text or '"UASID"' in text:
+                return "remoteid"
             return "jsonl"
+        if text.startswith("MSG,") or text.split(",", 1)[0] in ("SEL", "ID", "AIR", "STA", "CLK"):
+            return "sbs"
         if ("!" in text[:40] and ("VDM," in text or "VDO," in text)) or text.startswith(("!", "\\", "$")):
             return "nmea"
         header = {h.strip() for h in text.split(",")}
@@ -68,7 +85,8 @@ def detect_format(first_lines: list[str], source: str) -> str:
         break
     raise UnknownFormatError(
         source,
-        "unknown input format (expected NMEA AIS, MarineCadastre CSV, aircraft CSV or JSON Lines); "
+        "unknown input format (expected NMEA AIS, MarineCadastre CSV, aircraft CSV, SBS-1, Remote ID JSON, "
+        "MAVLink .tlog or JSON Lines); "
         "name it with --input-format",
         1,
     )

@@ -1,0 +1,76 @@
+"""aerial: positions/s through the aerial detectors on the Paris-area ADS-B traffic file.
+
+Cases, each reading the same file: the floor (gunzip + split lines), decode (aircraft
+CSV → Position), clean (pipeline without detectors), each aircraft detector the registry
+enables on its own, and the full default detector set. Detectors are picked up from the
+registry when the benchmark runs, so new aerial detectors appear here by themselves.
+The cheap cases keep the best of ``repeat`` runs; the detector cases run once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from benchmarks import SHARED_DATA, Figure, best_of, data_file
+from benchmarks.replay_ais import decode_only, describe, read_floor, reference_environment, through_pipeline
+from detectors.base import Environment, TrackDetector
+from detectors.pipeline import Pipeline
+from models.settings import Settings, load_settings
+
+NAME = "aerial"
+
+
+def default_input() -> Path:
+    return data_file(SHARED_DATA / "air" / "paris_area_traffic_2021-10-07_1200-1500.csv.gz")
+
+
+def aircraft_detectors(settings: Settings, env: Environment) -> list[TrackDetector]:
+    """Every enabled registry detector that applies to aircraft."""
+    from detectors.registry import build_track_detectors
+
+    all_enabled = build_track_detectors(settings.detectors, env, str(settings.path))
+    return [d for d in all_enabled if "aircraft" in d.entity_types]
+
+
+def run(path: Path | None = None, *, limit: int | None = None, repeat: int = 2) -> list[Figure]:
+    path = path or default_input()
+    settings = load_settings()
+    env = reference_environment(settings)
+
+    def pipeline_with(names: tuple[str, ...]) -> Callable[[], Pipeline]:
+        def make() -> Pipeline:  # fresh detectors for every run
+            detectors = [d for d in aircraft_detectors(settings, env) if d.name in names]
+            pipeline = Pipeline(settings, env, detectors=detectors)
+            pipeline.cells = None
+            return pipeline
+
+        return make
+
+    def full() -> Pipeline:
+        return Pipeline(settings, env)
+
+    cases: list[tuple[str, Callable[[], int]]] = [
+        ("floor: gunzip + split lines", partial(read_floor, path, limit)),
+        ("decode (aircraft CSV → Position)", partial(decode_only, path, limit)),
+        ("decode + clean (pipeline, no detectors)", partial(through_pipeline, path, pipeline_with(()), limit)),
+    ]
+    aerial = aircraft_detectors(settings, env)
+    for det in aerial:
+        only_this = pipeline_with((det.name,))
+        cases.append((f"decode + clean + {det.name}", partial(through_pipeline, path, only_this, limit)))
+    cases.append(("full default detector set", partial(through_pipeline, path, full, limit)))
+    repeats = [repeat] * 3 + [1] * (len(cases) - 3)  # detector cases once each: they are the slow ones
+    timings = best_of([fn for _, fn in cases], repeats)
+    positions = timings[1][1]
+    floor_rate = positions / timings[0][0] if timings[0][0] > 0 else None
+    figures = [
+        Figure(NAME, case, positions, seconds, floor_rate)
+        for (case, _), (seconds, _) in zip(cases, timings, strict=True)
+    ]
+    figures[0].note = f"{path.name}; ratio = speed / floor speed"
+    if not aerial:
+        figures[2].note = "no aircraft detector registered yet: only cleaning runs on aircraft"
+    figures[-1].note = describe(full())
+    return figures

@@ -1,0 +1,192 @@
+"""density: the cost per position of pairwise (rendezvous) detection as vessel density grows.
+
+Real tracks are cut into short segments (``per_vessel`` consecutive fixes) and overlaid,
+shifted in time (by up to ``jitter_s``) and in space (each copy starts at a random point of
+a 1° × 1° box of open sea off Virginia Beach), one copy per synthetic vessel: 1k, 10k and
+50k vessels sailing in the same box in the same hour. Each density runs the pipeline with
+the default track detectors, without and with pairwise detection (the cell engine), and
+reports µs per position; the ratio compares each case with the same density without
+pairwise detection (and, for those, with the lowest density).
+
+The pairwise cases need ``detectors/cell_engine.py`` wired into the pipeline
+(``Pipeline(settings, env).cells``) or a ``build_cell_engine(tables, env, source)`` in it; until
+then they are skipped with a message and picked up by themselves once it exists. A case
+that runs past ``budget_s`` stops early and reports the rate over what it processed (the
+overlay keeps every vessel active all along, so a prefix has the full density).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import random
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from benchmarks import SAMPLES, SHARED_DATA, Figure, clock, data_file
+from benchmarks.replay_ais import reference_environment
+from detectors.base import CellEngineLike, Environment
+from detectors.pipeline import Pipeline
+from models.position import Position
+from models.settings import Settings, load_settings
+from models.units import M_PER_DEG_LAT
+from streams.sources.marinecadastre import MarineCadastreDecoder
+
+NAME = "density"
+SIZES = (1_000, 10_000, 50_000)
+BOX = (36.4, -75.2, 1.0)  # south-west corner (lat, lon) and side in degrees: open sea, 30–150 km offshore
+START_TS = 1593561600.0  # 2020-07-01T00:00:00Z
+
+# (dt_s, dlat, dlon, speed_kn, course_deg, heading_deg) relative to a segment's first fix
+Segment = list[tuple[float, float, float, float | None, float | None, float | None]]
+# (mmsi, ts, lat, lon, speed_kn, course_deg, heading_deg)
+Row = tuple[str, float, float, float, float | None, float | None, float | None]
+
+
+def box_area_km2() -> float:
+    lat0, _, side = BOX
+    mid = math.radians(lat0 + side / 2)
+    return (side * M_PER_DEG_LAT / 1000) ** 2 * math.cos(mid)
+
+
+def default_input() -> Path:
+    return data_file(
+        SHARED_DATA / "ais" / "us_coastal_2020-06-30.csv.gz",
+        SAMPLES / "virginia_beach_2020-06-04_to_06.csv.gz",
+    )
+
+
+def track_segments(path: Path, per_vessel: int, max_span_s: float = 7200.0, limit: int | None = None) -> list[Segment]:
+    """Runs of ``per_vessel`` consecutive fixes of one vessel spanning at most ``max_span_s``."""
+    from benchmarks import input_lines
+
+    tracks: dict[str, list[Position]] = defaultdict(list)
+    with input_lines(path, limit) as lines:
+        for item in MarineCadastreDecoder(str(path)).decode(lines):
+            if isinstance(item, Position):
+                tracks[item.entity_id].append(item)
+    segments: list[Segment] = []
+    for fixes in tracks.values():
+        fixes.sort(key=lambda p: p.ts)
+        for i in range(0, len(fixes) - per_vessel + 1, per_vessel):
+            run = fixes[i : i + per_vessel]
+            first = run[0]
+            if run[-1].ts - first.ts > max_span_s or len({p.ts for p in run}) < per_vessel:
+                continue
+            segments.append(
+                [
+                    (p.ts - first.ts, p.lat - first.lat, p.lon - first.lon, p.speed_kn, p.course_deg, p.heading_deg)
+                    for p in run
+                ]
+            )
+    if not segments:
+        raise ValueError(f"{path}: no track has {per_vessel} fixes within {max_span_s:.0f} s")
+    return segments
+
+
+def overlay(segments: Sequence[Segment], vessels: int, jitter_s: float = 600.0, seed: int = 7) -> list[Row]:
+    """``vessels`` copies of real segments, time- and space-shifted into the box, in event-time order."""
+    rng = random.Random(seed)
+    lat0, lon0, side = BOX
+    rows: list[Row] = []
+    for v in range(vessels):
+        seg = segments[v % len(segments)]
+        mmsi = str(300_000_000 + v)
+        t0 = START_TS + rng.uniform(0.0, jitter_s)
+        la, lo = lat0 + rng.random() * side, lon0 + rng.random() * side
+        rows.extend((mmsi, t0 + dt, la + dlat, lo + dlon, sog, cog, hdg) for dt, dlat, dlon, sog, cog, hdg in seg)
+    rows.sort(key=lambda r: r[1])
+    return rows
+
+
+def positions(rows: Sequence[Row]) -> list[Position]:
+    """Fresh records for one run (cleaning fills in derived fields in place)."""
+    return [
+        Position("vessel", m, ts, lat, lon, sog, cog, hdg, source="density") for m, ts, lat, lon, sog, cog, hdg in rows
+    ]
+
+
+def feed(pipeline: Pipeline, records: Sequence[Position], budget_s: float) -> tuple[int, float, bool]:
+    """Push records until done (then finish) or past the budget. (positions, seconds, finished)."""
+    push = pipeline.push
+    dropped = pipeline.dropped
+    chunk = 2000
+    started = clock()
+    for lo in range(0, len(records), chunk):
+        for rec in records[lo : lo + chunk]:
+            push(rec)
+        dropped.clear()
+        elapsed = clock() - started
+        if elapsed > budget_s and lo + chunk < len(records):
+            return lo + chunk, elapsed, False
+    pipeline.finish()
+    return len(records), clock() - started, True
+
+
+def cell_engine_factory(settings: Settings, env: Environment) -> tuple[Callable[[], CellEngineLike] | None, str]:
+    """A way to build the cell engine, or None and why not."""
+    try:
+        module = importlib.import_module("detectors.cell_engine")
+    except ModuleNotFoundError as exc:
+        if exc.name != "detectors.cell_engine":
+            raise
+        return None, "detectors/cell_engine.py is not there yet: pairwise cases skipped"
+    if Pipeline(settings, env).cells is not None:
+
+        def wired() -> CellEngineLike:
+            cells = Pipeline(settings, env).cells
+            assert cells is not None
+            return cells
+
+        return wired, "cell engine as the pipeline wires it"
+    build = getattr(module, "build_cell_engine", None)
+    if callable(build):
+        return (lambda: build(settings.detectors, env, str(settings.path))), "detectors.cell_engine.build_cell_engine"
+    return None, (
+        "detectors/cell_engine.py exists but Pipeline(settings, env).cells is None and it has no "
+        "build_cell_engine(detector_tables, env, source): pairwise cases skipped"
+    )
+
+
+def run(
+    path: Path | None = None,
+    *,
+    sizes: Sequence[int] = SIZES,
+    per_vessel: int = 8,
+    budget_s: float = 10.0,
+    limit: int | None = None,
+) -> list[Figure]:
+    path = path or default_input()
+    settings = load_settings()
+    env = reference_environment(settings)
+    segments = track_segments(path, per_vessel, limit=limit)
+    cells_factory, how = cell_engine_factory(settings, env)
+    figures: list[Figure] = []
+    base_rate: float | None = None
+    for size in sizes:
+        rows = overlay(segments, size)
+        label = f"{size:,} vessels"
+        density = f"{size / box_area_km2() * 100:.1f} vessels/100 km²"
+
+        plain = Pipeline(settings, env)
+        plain.cells = None
+        n, seconds, done = feed(plain, positions(rows), budget_s)
+        without = Figure(NAME, f"{label}: track detectors, no pairwise", n, seconds, base_rate)
+        without.note = ("" if done else f"stopped after {seconds:.0f} s; ") + (
+            f"{density}, {per_vessel} fixes each, {len(plain.detectors)} track detectors; ratio vs the lowest density"
+        )
+        if base_rate is None:
+            base_rate = without.baseline_rate = without.rate
+        figures.append(without)
+
+        case = f"{label}: + pairwise (cell engine)"
+        if cells_factory is None:
+            figures.append(Figure(NAME, case, 0, 0.0, note=how))
+            continue
+        paired = Pipeline(settings, env)
+        paired.cells = cells_factory()
+        n, seconds, done = feed(paired, positions(rows), budget_s)
+        note = ("" if done else f"stopped after {seconds:.0f} s; ") + f"{how}; ratio vs no pairwise"
+        figures.append(Figure(NAME, case, n, seconds, without.rate, note))
+    return figures

@@ -1,0 +1,312 @@
+"""The worker's agents: thin shells around :class:`streams.partition_engine.PartitionEngine`.
+
+Each agent decodes, hands the message to the engine of its partition, publishes what comes
+out (alerts, dead letters), writes state and acknowledges; every event is handled inside
+its own ``try`` so nothing escapes the ``async for`` (faust would ack and restart the agent,
+silently skipping data). See :mod:`streams.partition_engine` for the delivery guarantees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from models.errors import DecodeError
+from streams.app import Topology
+from streams.partition_engine import PartitionEngine, Refused
+from streams.wire import (
+    alert_value,
+    cloudevents_headers,
+    dead_letter_headers,
+    decode_alert,
+    decode_frame,
+    is_end_of_input,
+)
+
+log = logging.getLogger("vigiamar.worker")
+
+
+@dataclass
+class Slot:
+    """A partition's engine, the lock that orders its flushes, and when it last flushed."""
+
+    engine: PartitionEngine
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    flushed_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Message:
+    """An aiokafka record read by a backfill, shaped like a faust message for :meth:`Worker._push`."""
+
+    tp: Any
+    record: Any
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.record, name)
+
+    @property
+    def headers(self) -> list[tuple[str, bytes]]:
+        return list(self.record.headers or ())
+
+
+class Worker:
+    """State and handlers shared by the agents of one worker process."""
+
+    def __init__(self, topo: Topology, metrics: Any = None) -> None:
+        self.topo = topo
+        self.metrics = metrics
+        self.slots: dict[Any, Slot] = {}  # TP -> Slot
+        self.streams: dict[str, Any] = {}  # topic -> the agent's (manual-ack) stream
+        self.counts: Counter[str] = Counter()
+        kafka = topo.stream.kafka
+        self.flush_interval_s = kafka.flush_interval_s
+        self.flush_records = kafka.flush_records
+
+    # --- wiring -------------------------------------------------------------------------------
+    def install(self) -> None:
+        from detectors.registry import build_pair_detectors
+
+        topo = self.topo
+        pair, area = build_pair_detectors(topo.settings.detectors, topo.env, str(topo.settings.path))
+        if pair or area:
+            names = ", ".join(sorted({str(getattr(d, "name", d)) for d in [*pair, *area]}))
+            log.warning("pairwise detectors (%s) are enabled but not run by the worker yet: use replay for them", names)
+        app = self.topo.app
+        for name, topic in self.topo.positions.items():
+            app.agent(topic, name=f"positions-{name}")(self._positions_agent(name))
+        app.agent(self.topo.alerts, name="router")(self._router)
+        app.timer(max(self.flush_interval_s, 1.0))(self._flush_idle)
+        app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
+
+    async def _on_assigned(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        """Keep engines only for partitions still ours (they saw no other worker meanwhile)."""
+        assigned = args[0] if args else kwargs.get("assigned", set())
+        for tp in list(self.slots):
+            if tp not in assigned:
+                del self.slots[tp]
+                if self.metrics is not None:
+                    self.metrics.forget_partition(tp.topic, tp.partition)
+
+    # --- positions ------------------------------------------------------------------------------
+    def _positions_agent(self, topic_name: str) -> Any:
+        async def positions(stream: Any) -> None:
+            manual = stream.noack()
+            self.streams[topic_name] = manual
+            async for event in manual.events():
+                try:
+                    await self.on_frame(event, manual)
+                except Exception as exc:  # a bug must not stop the partition: dead-letter, go on
+                    await self._failed(event, exc)
+
+        positions.__name__ = f"positions_{topic_name.replace('.', '_')}"
+        return positions
+
+    async def _failed(self, event: Any, exc: Exception) -> None:
+        msg = event.message
+        log.error("message %s:%s failed", msg.tp, msg.offset, exc_info=exc)
+        slot = self.slots.get(msg.tp)
+        if slot is not None:
+            slot.engine.give_up(msg.offset, event)
+        try:
+            await self._dead_letter(msg, "internal_error", repr(exc))
+        except Exception:
+            log.exception("could not dead-letter %s:%s", msg.tp, msg.offset)
+
+    def _slot(self, tp: Any) -> Slot:
+        slot = self.slots.get(tp)
+        if slot is None:
+            topo = self.topo
+            engine = PartitionEngine(
+                topo.settings,
+                tp.partition,
+                topo.stream.topics.partitions,
+                topo.entity_types[tp.topic],
+                topo.detectors,
+                topo.env,
+            )
+            table = topo.tables[tp.topic]
+            engine.restore(list(table.data.items()))
+            log.info(
+                "partition %s: %d tracks restored, checkpoint at offset %d (resume at %s)",
+                tp,
+                len(engine.pipeline.engine),
+                engine.flushed_offset,
+                engine.resume_offset,
+            )
+            slot = self.slots[tp] = Slot(engine)
+        return slot
+
+    def _stale(self, msg: Any) -> bool:
+        """A message of a partition this worker no longer owns (it slipped through a rebalance).
+
+        Processing it would start an engine from this worker's possibly old copy of the
+        table and write over the new owner's state; the new owner reads it anyway.
+        """
+        app = self.topo.app
+        generation = getattr(msg, "generation_id", None)
+        if generation is not None and generation != app.consumer_generation_id:
+            return True
+        return msg.tp not in self.slots and msg.tp not in app.consumer.assignment()
+
+    async def on_frame(self, event: Any, stream: Any) -> None:
+        msg = event.message
+        if self._stale(msg):
+            self.counts["stale"] += 1
+            log.info("skipped %s:%s from before a rebalance", msg.tp, msg.offset)
+            return
+        slot = self._slot(msg.tp)
+        async with slot.lock:
+            missing_from = slot.engine.missing_before(msg.offset)
+            if missing_from is not None:
+                await self._backfill(msg.tp, slot, missing_from, msg.offset)
+            end = await self._push(msg, slot, event)
+            if end or slot.engine.flush_due(self.flush_records) or self._interval_passed(slot):
+                await self._flush(msg.tp, slot)
+
+    async def _push(self, msg: Any, slot: Slot, handle: Any) -> bool:
+        """One message into its engine; publish alerts and dead letters. True at end of input."""
+        engine = slot.engine
+        try:
+            elements = decode_frame(msg.value)
+            end = is_end_of_input(msg.headers)
+        except DecodeError as exc:
+            elements, end = [], False
+            if not engine.seen(msg.offset):
+                await self._dead_letter(msg, exc.reason, exc.detail)
+        out = engine.push_frame(msg.offset, elements, handle, end)
+        single = msg.value is not None and msg.value.lstrip()[:1] == b"{"
+        for refused in out.refused:
+            if single and refused.offset == msg.offset and refused.index == 0:
+                refused.raw, refused.index = msg.value, None  # one record per message: its own bytes
+            await self._refused(msg.topic, msg.partition, msg.key, refused)
+        for alert in out.alerts:
+            await self.topo.alerts.send(
+                key=alert.id.encode(), value=alert_value(alert), headers=cloudevents_headers(alert)
+            )
+        if self.metrics is not None:
+            self._count(msg.topic, engine, out)
+        return end
+
+    async def _backfill(self, tp: Any, slot: Slot, start: int, stop: int) -> None:
+        """Read messages ``start`` … ``stop - 1`` of a partition that the group's offset skipped.
+
+        A restored engine's checkpoint says where reading must start; the committed offset is
+        later only if the table came back short or a commit outran it. Those messages are
+        read with a plain consumer (no group, nothing committed) and pushed before going on.
+        """
+        from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
+
+        log.warning("partition %s: reading offsets %d-%d first (state checkpoint is older)", tp, start, stop - 1)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.topo.brokers.split(","), enable_auto_commit=False, group_id=None
+        )
+        await consumer.start()
+        try:
+            part = TopicPartition(tp.topic, tp.partition)
+            consumer.assign([part])
+            consumer.seek(part, start)
+            offset = start
+            while offset < stop:
+                batch = await asyncio.wait_for(consumer.getmany(part, timeout_ms=1000), timeout=60)
+                for message in batch.get(part, []):
+                    if message.offset >= stop:
+                        return
+                    await self._push(_Message(tp, message), slot, None)
+                    offset = message.offset + 1
+        finally:
+            await consumer.stop()
+
+    def _count(self, topic: str, engine: PartitionEngine, out: Any) -> None:
+        m = self.metrics
+        if out.records:
+            m.positions_in("kafka", self.topo.entity_types[topic][0], out.records)
+        for r in out.refused:
+            m.rejected(r.reason)
+        now = time.time()
+        for alert in out.alerts:
+            m.alert(alert)
+            m.observe_latency(now - alert.end_ts)
+        m.set_watermark(engine.pipeline.watermark)
+
+    def _interval_passed(self, slot: Slot) -> bool:
+        return time.monotonic() - slot.flushed_at >= self.flush_interval_s
+
+    async def _flush(self, tp: Any, slot: Slot) -> None:
+        """Write the engine's changes (after every alert and dead letter is delivered), then ack."""
+        if self.slots.get(tp) is not slot:
+            return  # revoked meanwhile: another worker restores from the last checkpoint
+        flush = slot.engine.flush()
+        slot.flushed_at = time.monotonic()
+        await self.topo.app.producer.flush()
+        table = self.topo.tables[tp.topic]
+        changelog, store = table.changelog_topic, table.data
+        for key, value in flush.writes:
+            # Topic.send hands the record to the Kafka client at once (Table.send_changelog
+            # queues it in faust's own buffer, which a commit's flush may leave behind: the
+            # commit would then outrun the checkpoint).
+            await changelog.send(
+                key=key, value=value, partition=tp.partition, key_serializer="raw", value_serializer="raw"
+            )
+            if value is None:
+                store.pop(key, None)
+            else:
+                store[key] = value
+        stream = self.streams[tp.topic]
+        for handle in flush.acks:
+            if handle is not None:  # None: a message read by a backfill, below the committed offset
+                await stream.ack(handle)
+        self.counts["flushes"] += 1
+        if self.metrics is not None:
+            self.metrics.set_active(sum(len(s.engine.pipeline.engine) for s in self.slots.values()), 0)
+
+    async def _flush_idle(self) -> None:
+        """A partition that went quiet still gets its state written and its messages acked."""
+        for tp, slot in list(self.slots.items()):
+            if slot.engine.idle() or not self._interval_passed(slot):
+                continue
+            try:
+                async with slot.lock:
+                    await self._flush(tp, slot)
+            except Exception:
+                log.exception("flush of %s failed", tp)
+
+    # --- router ---------------------------------------------------------------------------------
+    async def _router(self, stream: Any) -> None:
+        """alerts → alerts.<agency>, one copy per receiving agency; value and headers unchanged."""
+        async for event in stream.events():
+            msg = event.message
+            try:
+                alert = decode_alert(msg.value)
+            except DecodeError as exc:
+                await self._dead_letter(msg, exc.reason, exc.detail)
+                continue
+            try:
+                agencies = alert.agencies or (self.topo.settings.routing.default_agency,)
+                for agency in agencies:
+                    await self.topo.agency_topic(agency).send(key=msg.key, value=msg.value, headers=msg.headers)
+                self.counts["routed"] += len(agencies)
+            except Exception as exc:
+                log.exception("routing %s failed", alert.id)
+                await self._dead_letter(msg, "internal_error", repr(exc))
+
+    # --- dead letters ---------------------------------------------------------------------------
+    async def _refused(self, topic: str, partition: int, key: Any, r: Refused) -> None:
+        headers = dead_letter_headers(r.reason, topic, partition, r.offset, r.detail, r.index)
+        await self.topo.dead_letter.send(key=key, value=r.raw, headers=headers)
+        self._dead_lettered(r.reason)
+
+    async def _dead_letter(self, msg: Any, reason: str, detail: str) -> None:
+        """A whole message: its raw bytes, with where it came from and why it was refused."""
+        headers = dead_letter_headers(reason, msg.topic, msg.partition, msg.offset, detail)
+        await self.topo.dead_letter.send(key=msg.key, value=msg.value, headers=headers)
+        self._dead_lettered(reason)
+
+    def _dead_lettered(self, reason: str) -> None:
+        self.counts[f"dead_letter:{reason}"] += 1
+        if self.metrics is not None:
+            self.metrics.dead_lettered(self.topo.stream.topics.dead_letter)

@@ -1,0 +1,116 @@
+"""The faust app of ``vigiamar worker``: topics, state tables and agents, built from Settings.
+
+No module-level app and no autodiscovery: :func:`build_app` makes one from the validated
+settings, so tests can run several (each with its own id) against their own broker.
+
+Topology (names from ``[topics]``)::
+
+    positions.vessel ─┐  per-partition engine (streams.partition_engine): the replay pipeline,
+    positions.air ────┤  track state in tables ``tracks-vessel`` / ``tracks-air`` (changelogs)
+                      ├─▶ alerts (key: alert id; CloudEvents headers) ─▶ router ─▶ alerts.<agency>
+                      └─▶ deadletter (raw bytes; reason and origin in headers)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+from detectors.base import Environment, TrackDetector
+from detectors.registry import build_track_detectors
+from models.settings import Settings
+from streams.topics import StreamSettings
+
+
+@dataclass
+class FaustOptions:
+    """Client settings that tests (and operators) tune; defaults come from ``[kafka]``."""
+
+    app_id: str | None = None
+    store: str = "memory://"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def broker_urls(brokers: str) -> list[str]:
+    return [b if "://" in b else f"kafka://{b}" for b in (x.strip() for x in brokers.split(",")) if b]
+
+
+def faust_app(stream: StreamSettings, brokers: str, options: FaustOptions) -> faust.App:
+    k = stream.kafka
+    t = stream.topics
+    conf: dict[str, Any] = {
+        "broker": broker_urls(brokers),
+        "store": options.store,
+        "autodiscover": False,
+        "web_enabled": False,
+        "topic_partitions": t.partitions,
+        "topic_replication_factor": t.replication_factor,
+        "topic_disable_leader": True,
+        "table_standby_replicas": 0,
+        "broker_session_timeout": k.session_timeout_s,
+        "broker_heartbeat_interval": k.heartbeat_interval_s,
+        "broker_request_timeout": k.request_timeout_s,
+        "broker_commit_interval": k.commit_interval_s,
+        "stream_wait_empty": False,  # messages held in the reorder buffer stay unacked on purpose
+        "consumer_auto_offset_reset": "earliest",
+        "producer_acks": -1,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "worker_redirect_stdouts": False,
+        **options.extra,
+    }
+    return faust.App(options.app_id or k.app_id, **conf)
+
+
+def raw_topic(app: faust.App, name: str, partitions: int) -> Any:
+    """A topic of raw bytes: vigiamar decodes values itself, so a bad one is a dead letter, not a crash."""
+    return app.topic(name, partitions=partitions, key_type=bytes, value_type=bytes)
+
+
+@dataclass
+class Topology:
+    """The faust objects of one worker app."""
+
+    app: faust.App
+    brokers: str
+    stream: StreamSettings
+    settings: Settings
+    env: Environment
+    detectors: list[TrackDetector]
+    positions: dict[str, Any]  # topic name -> faust topic
+    entity_types: dict[str, tuple[str, ...]]  # topic name -> entity types it carries
+    tables: dict[str, Any]  # position topic name -> faust Table of its tracks
+    alerts: Any
+    agencies: dict[str, Any]  # agency -> faust topic
+    dead_letter: Any
+
+    def agency_topic(self, agency: str) -> Any:
+        topic = self.agencies.get(agency)
+        if topic is None:
+            topic = self.agencies[agency] = raw_topic(
+                self.app, self.stream.topics.agency_topic(agency), self.stream.topics.alert_partitions
+            )
+        return topic
+
+
+def build_topology(
+    settings: Settings, stream: StreamSettings, brokers: str, env: Environment, options: FaustOptions | None = None
+) -> Topology:
+    options = options or FaustOptions()
+    app = faust_app(stream, brokers, options)
+    t = stream.topics
+    positions = {name: raw_topic(app, name, t.partitions) for name in t.position_topics()}
+    entity_types: dict[str, tuple[str, ...]] = {t.positions_vessel: ("vessel",), t.positions_air: ("aircraft",)}
+    tables = {
+        t.positions_vessel: app.Table("tracks-vessel", partitions=t.partitions, key_type=bytes, value_type=bytes),
+        t.positions_air: app.Table("tracks-air", partitions=t.partitions, key_type=bytes, value_type=bytes),
+    }
+    alerts = raw_topic(app, t.alerts, t.alert_partitions)
+    agencies = {a: raw_topic(app, name, t.alert_partitions) for a, name in stream.agency_topics().items()}
+    dead_letter = raw_topic(app, t.dead_letter, 1)
+    detectors = build_track_detectors(settings.detectors, env, str(settings.path))
+    return Topology(
+        app, brokers, stream, settings, env, detectors, positions, entity_types, tables, alerts, agencies, dead_letter
+    )

@@ -1,0 +1,57 @@
+"""``vigiamar worker``: run the streaming shell (a faust worker) until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from detectors.base import Environment
+from models.settings import Settings
+from streams.app import FaustOptions, Topology, build_topology
+from streams.topics import StreamSettings, stream_settings
+
+
+def prepare(
+    settings: Settings, brokers: str, env: Environment, options: FaustOptions | None = None, metrics: Any = None
+) -> tuple[Topology, Any]:
+    """The app with its agents installed (no I/O yet)."""
+    from streams.agents import Worker
+
+    stream: StreamSettings = stream_settings(settings)
+    topo = build_topology(settings, stream, brokers, env, options)
+    worker = Worker(topo, metrics)
+    worker.install()
+    return topo, worker
+
+
+def run(settings: Settings, brokers: str, env: Environment, loglevel: str = "info") -> None:
+    """Start the worker in this process; returns when it is told to stop (SIGTERM, SIGINT)."""
+    import faust
+
+    from streams.health import Health, serve_health
+    from streams.metrics import Metrics, metrics_config
+
+    cfg = metrics_config(settings)
+    metrics = Metrics() if cfg.enabled else None
+    topo, _ = prepare(settings, brokers, env, metrics=metrics)
+    server = None
+    if metrics is not None:
+        health = Health(stall_after_s=60.0)
+        server = serve_health(health, cfg.port, cfg.addr, metrics=metrics)
+        app = topo.app
+
+        async def heartbeat() -> None:
+            health.beat()
+
+        async def ready() -> None:
+            health.set_ready(True)
+
+        app.timer(interval=5.0)(heartbeat)
+        app.task(ready)
+
+    logging.getLogger("vigiamar").setLevel(loglevel.upper())
+    try:
+        faust.Worker(topo.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    finally:
+        if server is not None:
+            server.close()

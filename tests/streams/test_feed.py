@@ -1,0 +1,51 @@
+"""``vigiamar feed`` packing: frames per partition, in input order, end-of-input markers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from models.position import Position
+from models.settings import Settings
+from streams.feed import FeedReport, FramePublisher
+from streams.topics import stream_settings
+from streams.wire import CONTROL_HEADER, END_OF_INPUT, Partitioner, record_from_wire
+
+
+class Recorder:
+    """The two producer calls the publisher makes (kafka-python's ``send`` signature)."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None,
+             headers: list[tuple[str, bytes]] | None = None) -> None:  # fmt: skip
+        self.sent.append({"topic": topic, "value": value, "key": key, "partition": partition, "headers": headers})
+
+
+def test_frames_hold_one_partition_in_input_order_and_end_with_markers(settings: Settings) -> None:
+    stream = stream_settings(settings)
+    rec = Recorder()
+    pub = FramePublisher(rec, stream, FeedReport())
+    fixes = [Position("vessel", str(366000000 + i % 23), 1.6e9 + i, 36.0, -75.0, source="t") for i in range(2000)]
+    fixes += [Position("aircraft", "4ca1f0", 1.6e9 + i, 48.0, 2.0, source="t") for i in range(3)]
+    for fix in fixes:
+        pub.add(fix)
+    pub.end_of_input()
+    part = Partitioner(stream.topics.partitions)
+    frames = [m for m in rec.sent if not m["headers"]]
+    seen: list[Position] = []
+    for m in frames:
+        records = [record_from_wire(r) for r in orjson.loads(m["value"])]
+        assert 0 < len(records) <= stream.kafka.frame_size
+        assert {part(r.entity_id) for r in records if isinstance(r, Position)} == {m["partition"]}
+        assert m["topic"] == ("positions.air" if records[0].entity_type == "aircraft" else "positions.vessel")
+        seen += [r for r in records if isinstance(r, Position)]
+    for p in range(stream.topics.partitions):  # per partition, input order is kept
+        mine = [f for f in fixes if part(f.entity_id) == p and f.entity_type == "vessel"]
+        assert [f for f in seen if part(f.entity_id) == p and f.entity_type == "vessel"] == mine
+    markers = [m for m in rec.sent if m["headers"] == [(CONTROL_HEADER, END_OF_INPUT)]]
+    assert len(markers) == 2 * stream.topics.partitions
+    assert rec.sent[-len(markers) :] == markers  # after every frame
+    assert [m["key"] for m in frames if m["topic"] == "positions.air"] == [b"4ca1f0"]  # one entity: keyed by it

@@ -1,0 +1,44 @@
+"""``[topics]`` and ``[kafka]``: validated once, errors name the key."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from models.errors import ConfigError
+from models.settings import Settings
+from streams.admin import wanted_topics
+from streams.topics import stream_settings
+
+
+def with_extra(settings: Settings, **sections: Any) -> Settings:
+    return dataclasses.replace(settings, extra={**settings.extra, **sections})
+
+
+def test_shipped_config_has_valid_streaming_sections(settings: Settings) -> None:
+    stream = stream_settings(settings)
+    assert stream.topics.partitions >= 1
+    assert settings.routing.default_agency in stream.agencies
+    topics = wanted_topics(stream)
+    assert topics["positions.vessel"] == topics["positions.air"] == stream.topics.partitions
+    assert {f"alerts.{a}" for a in stream.agencies} <= set(topics)
+
+
+@pytest.mark.parametrize(
+    ("sections", "key"),
+    [
+        ({"topics": {"partitions": 0}}, "topics.partitions"),
+        ({"topics": {"alerts": "bad name!"}}, "topics.alerts"),
+        ({"topics": {"cells": "alerts"}}, "topics"),
+        ({"topics": {"nope": 1}}, "topics.nope"),
+        ({"kafka": {"frame_size": "big"}}, "kafka.frame_size"),
+        ({"kafka": {"app_id": ""}}, "kafka.app_id"),
+        ({"kafka": []}, "kafka"),
+    ],
+)
+def test_bad_values_name_their_key(settings: Settings, sections: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        stream_settings(with_extra(settings, **sections))
+    assert err.value.key == key

@@ -1,0 +1,106 @@
+"""The benchmark harness runs end to end on tiny inputs and returns positive figures.
+
+No timing thresholds: speed is measured by ``make bench``, never asserted by tests.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+from pathlib import Path
+
+import pytest
+
+from benchmarks import Figure, aerial, best_of, density, format_table, replay_ais
+from benchmarks import __main__ as bench_main
+from tests.conftest import REPO
+
+AIS_SAMPLE = REPO / "data" / "samples" / "virginia_beach_2020-06-04_to_06.csv.gz"
+
+
+def _check(figures: list[Figure], expect_positions: bool = True) -> None:
+    assert figures
+    ran = [f for f in figures if not f.skipped]
+    assert ran
+    for f in ran:
+        assert f.positions > 0 and f.seconds > 0 and f.rate > 0, f
+        assert f.ratio is None or f.ratio > 0, f
+    assert all(line for line in format_table(figures))
+    for f in figures:
+        f.to_dict()
+
+
+def test_replay_ais_on_a_few_hundred_rows() -> None:
+    figures = replay_ais.run(AIS_SAMPLE, limit=300, repeat=1)
+    _check(figures)
+    cases = [f.case for f in figures]
+    assert cases[0].startswith("floor") and any("loitering" in c for c in cases) and any("full" in c for c in cases)
+    assert {f.positions for f in figures if not f.skipped} == {300}
+    assert figures[0].ratio == pytest.approx(1.0)
+
+
+def test_density_on_a_few_dozen_vessels() -> None:
+    figures = density.run(AIS_SAMPLE, sizes=(20, 60), per_vessel=4, budget_s=30.0, limit=3000)
+    _check(figures)
+    assert [f.case.split(":")[0] for f in figures] == ["20 vessels", "20 vessels", "60 vessels", "60 vessels"]
+    assert figures[0].positions == 80 and figures[2].positions == 240
+
+
+def test_density_overlay_keeps_every_copy_in_the_box_and_in_time_order() -> None:
+    segments: list[density.Segment] = [[(0.0, 0.0, 0.0, None, None, None), (60.0, 0.001, 0.001, 3.0, 10.0, None)]]
+    rows = density.overlay(segments, 50)
+    assert len(rows) == 100 and len({r[0] for r in rows}) == 50
+    assert [r[1] for r in rows] == sorted(r[1] for r in rows)
+    lat0, lon0, side = density.BOX
+    assert all(lat0 <= r[2] <= lat0 + side + 0.01 and lon0 <= r[3] <= lon0 + side + 0.01 for r in rows)
+
+
+def _aircraft_csv(path: Path, rows: int = 300) -> Path:
+    """A synthetic circling aircraft: enough rows for the harness (no detector is being tested)."""
+    lines = ["timestamp,icao24,latitude,longitude,altitude,groundspeed,track,vertical_rate,callsign\n"]
+    for i in range(rows):
+        angle = i * 6.0
+        lat = 48.8 + 0.02 * math.cos(math.radians(angle))
+        lon = 2.3 + 0.03 * math.sin(math.radians(angle))
+        ts = f"2021-10-07T12:{i // 60:02d}:{i % 60:02d}Z"
+        lines.append(f"{ts},39b002,{lat:.5f},{lon:.5f},1500,90,{(angle + 90) % 360:.1f},0,FHMAC\n")
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        fh.writelines(lines)
+    return path
+
+
+def test_aerial_on_a_few_hundred_rows(tmp_path: Path) -> None:
+    figures = aerial.run(_aircraft_csv(tmp_path / "air.csv.gz"), repeat=1)
+    _check(figures)
+    assert {f.positions for f in figures} == {300}
+
+
+def test_columnar_sketch_counts_rows_or_declines() -> None:
+    assert replay_ais.columnar_sketch(AIS_SAMPLE, limit=200) == 200
+
+
+def test_best_of_keeps_the_fastest_and_honours_per_case_repeats() -> None:
+    calls = {"a": 0, "b": 0}
+
+    def a() -> int:
+        calls["a"] += 1
+        return 7
+
+    def b() -> int:
+        calls["b"] += 1
+        return 9
+
+    result = best_of([a, b], [3, 1])
+    assert calls == {"a": 3, "b": 1}
+    assert [count for _, count in result] == [7, 9]
+
+
+def test_command_line_runs_one_benchmark_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "figures.json"
+    argv = ["replay_ais", "--input", str(AIS_SAMPLE), "--limit", "200", "--repeat", "1", "--json", str(out)]
+    code = bench_main.main(argv)
+    assert code == 0
+    assert "floor: gunzip + split lines" in capsys.readouterr().out
+    assert '"positions_per_s"' in out.read_text(encoding="utf-8")
+    with pytest.raises(SystemExit):
+        bench_main.main(["no_such_benchmark"])
