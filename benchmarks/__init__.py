@@ -90,9 +90,12 @@ def input_lines(path: Path, limit: int | None = None) -> Iterator[Iterator[str]]
         yield itertools.islice(text, None if limit is None else limit + 1)
 
 
-def best_of(fns: Sequence[Callable[[], int]], repeat: int | Sequence[int]) -> list[tuple[float, int]]:
+def best_of(
+    fns: Sequence[Callable[[], int]], repeat: int | Sequence[int], first: list[float] | None = None
+) -> list[tuple[float, int]]:
     """Run each function ``repeat`` times (or ``repeat[i]`` times for the i-th), round-robin
-    so that drift hits every case alike; keep the best time of each, with the count it returned."""
+    so that drift hits every case alike; keep the best time of each, with the count it returned.
+    ``first``, when given, receives each function's first (cold-cache) time."""
     repeats = [repeat] * len(fns) if isinstance(repeat, int) else list(repeat)
     best: list[tuple[float, int]] = [(float("inf"), 0)] * len(fns)
     for rnd in range(max([1, *repeats])):
@@ -102,6 +105,8 @@ def best_of(fns: Sequence[Callable[[], int]], repeat: int | Sequence[int]) -> li
             started = clock()
             count = fn()
             elapsed = clock() - started
+            if first is not None and rnd == 0:
+                first.append(elapsed)
             if elapsed < best[i][0]:
                 best[i] = (elapsed, count)
     return best

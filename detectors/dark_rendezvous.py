@@ -7,7 +7,9 @@ AIS off for the meeting). Two forms, both for vessels at sea (away from ports an
    ``min_silence_s``, while a companion C is slow (under ``companion_max_speed_kn``) within
    ``max_distance_m`` of ``P1`` for at least ``min_companion_s``; C's slow presence counts
    from ``before_s`` before ``T1`` (it was waiting) and, once C is a candidate, for as long
-   as D stays silent. The alert opens when both hold, is updated as C stays, and closes
+   as D stays silent. C must still be there ``companion_after_s`` after ``T1``: when a
+   receiver fails or a coverage edge is crossed, every vessel falls silent at once, and
+   none of them is the loiterer the pattern needs. The alert opens when both hold, is updated as C stays, and closes
    when D reappears (evidence: the gap, where it reappeared) or after ``max_silence_s``.
    An update also follows when the companion leaves (no slow position nearby for two
    log steps), so the latest revision carries the end of its stay.
@@ -29,6 +31,7 @@ for each vessel that went dark in it, which watches the log for its companions.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -40,6 +43,7 @@ from models.alert import Alert, AlertStatus, DetectorInfo, EntityRef, Severity
 from models.configuring import bounds, config_hash
 from models.geo import haversine_m
 from models.timeutil import to_iso
+from models.units import M_PER_DEG_LAT
 
 SPEED_BIN_KN = 0.1
 
@@ -53,6 +57,7 @@ class DarkRendezvousConfig:
     before_s: float = field(default=1800.0, metadata=bounds(0, 86400))
     companion_max_speed_kn: float = field(default=2.0, metadata=bounds(0.1, 20))
     min_companion_s: float = field(default=900.0, metadata=bounds(0, 86400))
+    companion_after_s: float = field(default=300.0, metadata=bounds(0, 86400))
     max_dark_speed_kn: float = field(default=5.0, metadata=bounds(0.1, 100))
     log_step_s: float = field(default=300.0, metadata=bounds(10, 3600))
     port_exclusion_m: float = field(default=3000.0, metadata=bounds(0, 100000))
@@ -274,13 +279,18 @@ class DarkRendezvousDetector:
     ) -> dict[str, Companion]:
         """Vessels slow within the radius of (lat, lon) between t0 and t1, from this cell's log."""
         radius = self.radius_m
+        dlat = radius / M_PER_DEG_LAT
         found: dict[str, Companion] = {}
         for key, log in cell.logs.items():
             if key == dark_key or key in skip:
                 continue
             comp: Companion | None = None
-            for e in log.entries:
-                if e.ts < t0 or e.ts > t1:
+            entries = log.entries
+            for i in range(bisect_left(entries, t0, key=_entry_ts), len(entries)):
+                e = entries[i]
+                if e.ts > t1:
+                    break
+                if abs(e.lat - lat) > dlat:
                     continue
                 d = haversine_m(lat, lon, e.lat, e.lon)
                 if d > radius:
@@ -303,6 +313,8 @@ class DarkRendezvousDetector:
         if comp.revision == 0:
             if comp.last_ts - comp.first_ts < self.cfg.min_companion_s:
                 return []
+            if comp.last_ts - marker.t1 < self.cfg.companion_after_s:
+                return []  # not seen after the silence began: in a reception outage all fall silent
             return [self._revision(marker, comp, "open", now)]
         if comp.last_ts - comp.emitted_end >= self.cfg.update_every_s:
             return [self._revision(marker, comp, "update", now)]
@@ -383,6 +395,10 @@ class DarkRendezvousDetector:
             discriminator=marker.eid,
         )
         return emit(self.info, draft, comp.revision, status)
+
+
+def _entry_ts(e: LogEntry) -> float:
+    return e.ts
 
 
 def _median(hist: list[int]) -> float:

@@ -225,8 +225,6 @@ class Worker:
         m = self.metrics
         if out.records:
             m.positions_in("kafka", self.topo.entity_types[topic][0], out.records)
-        for r in out.refused:
-            m.rejected(r.reason)
         now = time.time()
         for alert in out.alerts:
             m.alert(alert)
@@ -310,3 +308,4 @@ class Worker:
         self.counts[f"dead_letter:{reason}"] += 1
         if self.metrics is not None:
             self.metrics.dead_lettered(self.topo.stream.topics.dead_letter)
+            self.metrics.rejected(reason)

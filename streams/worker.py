@@ -51,7 +51,9 @@ def run(settings: Settings, brokers: str, env: Environment, loglevel: str = "inf
 
     logging.getLogger("vigiamar").setLevel(loglevel.upper())
     try:
-        faust.Worker(topo.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+        worker = faust.Worker(topo.app, loglevel=loglevel, quiet=True)
+        worker.spinner = None  # its log handler makes every debug call of the Kafka client build a record
+        worker.execute_from_commandline()
     finally:
         if server is not None:
             server.close()

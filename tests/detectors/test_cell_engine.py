@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from detectors.base import Environment, TrackContext
 from detectors.cell_engine import CellEngine, EngineTiming, build_cell_engine
-from detectors.cells import Grid, Sample, cell_key
+from detectors.cells import Grid, Sample, SeaCheck, cell_key, near_port_or_shore
 from detectors.rendezvous import RendezvousConfig, RendezvousDetector
 from models.alert import Alert, DetectorInfo
 from models.geo import haversine_m
@@ -326,3 +326,34 @@ def test_builder_follows_the_config(settings: Any) -> None:
     assert build_cell_engine(off, Environment()) is None
     with pytest.raises(ValueError, match="exceeds the cell size"):
         CellEngine([Recorder(radius_m=20_000.0)])
+
+
+class PointPortStraightShore:
+    """Exact distances: one port at (37.0, -76.0); the shore is the meridian 76.1° W."""
+
+    def distance_to_port_m(self, lat: float, lon: float) -> float:
+        return haversine_m(lat, lon, 37.0, -76.0)
+
+    def distance_to_shore_m(self, lat: float, lon: float) -> float:
+        return haversine_m(lat, lon, lat, -76.1)
+
+    def on_land(self, lat: float, lon: float) -> bool:
+        return lon < -76.1
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(0, 360), st.floats(0, 3000)), min_size=1, max_size=80),
+    st.floats(0, 360),
+    st.floats(0, 9000),
+)
+def test_the_sea_check_cache_answers_like_the_geography(
+    steps: list[tuple[float, float]], bearing0: float, dist0: float
+) -> None:
+    # A vessel wandering around a port near the shore: the cached answer is always the direct one.
+    env = Environment(geography=PointPortStraightShore())
+    check = SeaCheck(env, 3000.0, 1852.0)
+    lat, lon = destination(37.0, -76.0, bearing0, dist0)
+    for bearing, dist in steps:
+        lat, lon = destination(lat, lon, bearing, dist)
+        assert check.excluded("vessel:367000001", lat, lon) == near_port_or_shore(env, lat, lon, 3000.0, 1852.0)

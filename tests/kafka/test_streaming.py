@@ -180,14 +180,14 @@ def test_feed_worker_alerts_give_the_same_alerts_as_replay(
         assert headers["ce_type"].endswith(alert.kind) and headers["ce_time"]
     # `vigiamar alerts` prints each final revision's record (JSON Lines) and CAP 1.2.
     out = subprocess.run(
-        [*CLI, "alerts", "--brokers", broker, "--config", str(config), "--from-beginning", "--idle-exit", "3"],
+        [*CLI, "alerts", "--brokers", broker, "--config", str(config), "--from-beginning", "--idle-exit", "2"],
         cwd=REPO, capture_output=True, text=True, timeout=90, check=True,
     )  # fmt: skip
     lines = [orjson.loads(line) for line in out.stdout.splitlines()]
     assert all(validate_alert_wire(r) == [] for r in lines)
     assert {r["id"]: r["revision"] for r in lines} == {i: a.revision for i, a in expected.items()}
     cap = subprocess.run(
-        [*CLI, "alerts", "--brokers", broker, "--config", str(config), "--from-beginning", "--idle-exit", "3",
+        [*CLI, "alerts", "--brokers", broker, "--config", str(config), "--from-beginning", "--idle-exit", "2",
          "--agency", "uscg-d5", "--format", "cap"],
         cwd=REPO, capture_output=True, text=True, timeout=90, check=True,
     )  # fmt: skip
@@ -298,8 +298,10 @@ def test_poison_pills_go_to_the_dead_letter_topic_and_the_rest_goes_on(
     finally:
         collector.close()
     body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
-    counted = [line for line in body.splitlines() if line.startswith("vigiamar_dead_lettered_total{")]
-    assert counted and float(counted[0].rsplit(" ", 1)[1]) == len(poison)
+    samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line[:1] != "#"}
+    assert samples['vigiamar_dead_lettered_total{topic="deadletter"}'] == len(poison)
+    for *_, reason in poison:
+        assert samples[f'vigiamar_rejected_total{{reason="{reason}"}}'] == 1
     assert worker.stop() == 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -22,6 +23,9 @@ class Recorder:
     def send(self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None,
              headers: list[tuple[str, bytes]] | None = None) -> None:  # fmt: skip
         self.sent.append({"topic": topic, "value": value, "key": key, "partition": partition, "headers": headers})
+
+    def flush(self, timeout: float | None = None) -> None:
+        return None
 
 
 def test_frames_hold_one_partition_in_input_order_and_end_with_markers(settings: Settings) -> None:
@@ -49,3 +53,33 @@ def test_frames_hold_one_partition_in_input_order_and_end_with_markers(settings:
     assert len(markers) == 2 * stream.topics.partitions
     assert rec.sent[-len(markers) :] == markers  # after every frame
     assert [m["key"] for m in frames if m["topic"] == "positions.air"] == [b"4ca1f0"]  # one entity: keyed by it
+
+
+def test_a_tcp_nmea_feed_gets_receive_times_and_is_published(settings: Settings, shared_data: Path) -> None:
+    """Live receivers send bare sentences: the feed stamps each with its receive time."""
+    import socket
+    import threading
+    import time
+
+    from streams.feed import publish
+
+    sample = (shared_data / "nmea" / "pyais_nmea_data_sample.txt").read_bytes().splitlines(keepends=True)
+    lines = [*sample[:3], b"garbage line\r\n"]  # three position reports (type 3, 3, 1), then noise
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(b"".join(lines))
+        server.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    rec = Recorder()
+    before = time.time()
+    report = publish([f"tcp://127.0.0.1:{port}"], stream_settings(settings), rec)
+    frames = [m for m in rec.sent if m["topic"] == "positions.vessel"]
+    records = [record_from_wire(r) for m in frames for r in orjson.loads(m["value"])]
+    assert report.records == len(records) == 3 and report.rejects == 1
+    assert all(before - 1 <= r.ts <= time.time() + 1 for r in records)
+    assert not [m for m in rec.sent if m["headers"] and m["headers"][0][0] == "vigiamar_control"]  # live: no end
