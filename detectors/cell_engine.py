@@ -28,6 +28,13 @@ one, keyed by the new cell). So exactly one cell holds a pair's state at any tim
 pair drifting across cells continues the same episode. The larger entity moving changes
 nothing: the owner's cell receives its copies as long as the two are within the radius.
 
+On several workers: stage 1 runs beside the track agents (``positions.*``, keyed by entity);
+each sample and its copies go to the ``cells`` topic keyed by cell id, and so does a handoff
+(keyed by the new cell); each worker keeps the agenda of its own cells and advances it with
+the watermark of what it reads (the minimum over its partitions). Which cell owns a pair
+depends only on sample positions, so no cell ever reads another's state. This class runs
+the three stages in one process, in the same order.
+
 Expiry is by watermark only. Aircraft are slotted like vessels but compared only by
 detectors whose ``entity_pairs`` name them (air–sea rendezvous will reuse this engine).
 """
@@ -45,11 +52,13 @@ from detectors.base import Environment, TrackContext
 from detectors.cells import AreaDetector, Grid, PairDetector, Sample, Silence
 from models.alert import Alert
 from models.geo import haversine_m
-from models.position import FLAG_IMPLAUSIBLE, FLAG_NEW_SEGMENT, Position
+from models.position import FLAG_IMPLAUSIBLE, FLAG_NEW_SEGMENT, EntityType, Position
 from models.units import DEG_TO_RAD, M_PER_DEG_LAT
 
 DEFAULT_SLOT_S = 60.0
 DEFAULT_MAX_INTERP_GAP_S = 600.0
+
+INTERVALS = 7  # an entity's usual reporting interval: the median of its last few
 
 # Agenda phases at one event time: compare the slot, then silences, then deadlines.
 _SLOT, _DARK, _REAPPEAR, _DUE = 0, 1, 2, 3
@@ -72,6 +81,8 @@ class EntityState:
     nav_status: int | None = None
     dark: bool = False  # the current silence was already reported
     scheduled: float | None = None
+    fixes: int = 1  # fixes seen (counted only when area detectors run)
+    intervals: list[float] = field(default_factory=list)  # the last INTERVALS times between fixes
 
 
 @dataclass(slots=True)
@@ -134,6 +145,7 @@ class CellEngine:
         self._speed_cap = max(limits, default=math.inf)
         self._silence_s = min((d.silence_s for d in self.area_detectors), default=math.inf)
         self._max_silence_s = max((d.max_silence_s for d in self.area_detectors), default=0.0)
+        self._interval_factor = max((d.interval_factor for d in self.area_detectors), default=0.0)
         memory = max((d.memory_s for d in self.pair_detectors), default=0.0)
         # entity memory after its last fix: while it may still own pair states or reappear
         self._keep_s = self.lag_s + max(memory, self._max_silence_s) + self.slot_s
@@ -181,7 +193,9 @@ class CellEngine:
             return []  # same instant as the last fix: the first one stands
         self._describe(st, fix, ctx)
         if dt >= self._silence_s:
-            self._silence_ended(st, fix)
+            after = self._dark_after(st)
+            if dt >= after:
+                self._silence_ended(st, fix, after)
         if dt <= self.max_interp_gap_s and not fix.flags & FLAG_NEW_SEGMENT:
             b = (math.floor(st.ts / slot) + 1) * slot
             if b <= st.last_slot:
@@ -211,6 +225,11 @@ class CellEngine:
                 self._emit(st, fix, b, fix.lat, fix.lon, fix.speed_kn, 0.0)
         st.ts, st.lat, st.lon, st.speed_kn = fix.ts, fix.lat, fix.lon, fix.speed_kn
         st.dark = False
+        if self._nchan > self._npair:
+            st.fixes += 1
+            st.intervals.append(dt)
+            if len(st.intervals) > INTERVALS:
+                del st.intervals[0]
         self._schedule_entity(st)
         return []
 
@@ -286,27 +305,36 @@ class CellEngine:
         return CellState(pairs=[{} for _ in self.pair_detectors], area=[None] * len(self.area_detectors))
 
     # --------------------------------------------------------------- silences (stage 1)
-    def _schedule_entity(self, st: EntityState) -> None:
-        due = st.ts + (self._silence_s if not st.dark and self._silence_s < self._keep_s else self._keep_s)
+    def _schedule_entity(self, st: EntityState, due: float | None = None) -> None:
+        if due is None:  # the earliest a silence can count (see _dark_after), else forgetting it
+            due = st.ts + (self._silence_s if not st.dark and self._silence_s < self._keep_s else self._keep_s)
         if st.scheduled is None or due < st.scheduled:
             st.scheduled = due
             heapq.heappush(self._entity_due, (due, st.key))
 
+    def _dark_after(self, st: EntityState) -> float:
+        """How long this entity must be silent for it to count: ``silence_s``, or longer for a
+        sparse reporter (``interval_factor`` × its usual interval: a vessel seen by satellite
+        every hour does not go dark every hour)."""
+        if not st.intervals:
+            return self._silence_s
+        usual = sorted(st.intervals)[len(st.intervals) // 2]
+        return max(self._silence_s, self._interval_factor * usual)
+
     def _silence(self, st: EntityState) -> Silence:
         etype, _, eid = st.key.partition(":")
-        return Silence(
-            st.key, "aircraft" if etype == "aircraft" else "vessel", eid, st.name, st.ts, st.lat, st.lon, st.speed_kn
-        )
+        typ: EntityType = "aircraft" if etype == "aircraft" else "vessel"
+        return Silence(st.key, typ, eid, st.name, st.ts, st.lat, st.lon, st.speed_kn, fixes=st.fixes)
 
-    def _went_dark(self, st: EntityState) -> None:
+    def _went_dark(self, st: EntityState, after: float) -> None:
         st.dark = True
-        self._push_event(st.ts + self._silence_s, _DARK, self._silence(st))
+        self._push_event(st.ts + after, _DARK, self._silence(st))
 
-    def _silence_ended(self, st: EntityState, fix: Position) -> None:
+    def _silence_ended(self, st: EntityState, fix: Position, after: float) -> None:
         if not self.area_detectors:
             return
         if not st.dark:
-            self._went_dark(st)
+            self._went_dark(st, after)
         if fix.ts - st.ts <= self._max_silence_s:
             ev = self._silence(st)
             ev.t2, ev.lat2, ev.lon2 = fix.ts, fix.lat, fix.lon
@@ -332,7 +360,12 @@ class CellEngine:
                 self._counts["entities_expired"] += 1
                 continue
             if not st.dark and self.area_detectors and watermark >= st.ts + self._silence_s:
-                self._went_dark(st)
+                after = self._dark_after(st)
+                if watermark >= st.ts + after:
+                    self._went_dark(st, after)
+                else:
+                    self._schedule_entity(st, min(st.ts + after, st.ts + self._keep_s))
+                    continue
             self._schedule_entity(st)
 
     # ------------------------------------------------------------------- the agenda

@@ -231,6 +231,7 @@ class Silence:
     t2: float | None = None
     lat2: float = 0.0
     lon2: float = 0.0
+    fixes: int = 0  # fixes of the entity seen before the silence
 
 
 # ------------------------------------------------------------------------- protocols
@@ -269,8 +270,9 @@ class AreaDetector(Protocol):
 
     ``logs`` is offered one sample per entity per ``log_step_s`` and picks those worth
     remembering; the engine copies them into every cell within ``radius_m``. An entity that
-    stays silent ``silence_s`` produces an ``on_dark`` call in the cell of its last
-    position; its next fix (within ``max_silence_s``) produces ``on_reappear``.
+    stays silent ``silence_s`` (and ``interval_factor`` times its usual reporting interval)
+    produces an ``on_dark`` call in the cell of its last position; its next fix (within
+    ``max_silence_s``) produces ``on_reappear``.
     """
 
     name: ClassVar[str]
@@ -281,6 +283,7 @@ class AreaDetector(Protocol):
     log_step_s: float
     silence_s: float
     max_silence_s: float
+    interval_factor: float  # a silence must also last this many times the entity's usual interval
     speed_limit_kn: float  # samples faster than this are never logged (inf: no limit)
 
     def new_cell(self) -> Any: ...

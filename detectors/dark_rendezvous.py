@@ -19,6 +19,11 @@ AIS off for the meeting). Two forms, both for vessels at sea (away from ports an
    ``closed`` revision. A companion already reported in form 1 for the same silence is not
    reported twice: it is the same alert (same id: dark vessel, companion, ``T1``).
 
+A silence counts only for a vessel seen at least ``min_fixes`` times, and only once it
+lasts ``interval_factor`` times the vessel's usual reporting interval too (the median of its
+last few intervals): a vessel seen by satellite every hour does not "go dark" every hour.
+GFW's AIS-disabling events likewise require regular transmission before the gap.
+
 Start is ``T1`` (D's last report before the gap). End is the companion's last slow
 position near ``P1`` (form 1) or D's reappearance ``T2`` (form 2).
 
@@ -58,6 +63,8 @@ class DarkRendezvousConfig:
     companion_max_speed_kn: float = field(default=2.0, metadata=bounds(0.1, 20))
     min_companion_s: float = field(default=900.0, metadata=bounds(0, 86400))
     companion_after_s: float = field(default=300.0, metadata=bounds(0, 86400))
+    interval_factor: float = field(default=6.0, metadata=bounds(1, 100))
+    min_fixes: int = field(default=5, metadata=bounds(1, 10000))
     max_dark_speed_kn: float = field(default=5.0, metadata=bounds(0.1, 100))
     log_step_s: float = field(default=300.0, metadata=bounds(10, 3600))
     port_exclusion_m: float = field(default=3000.0, metadata=bounds(0, 100000))
@@ -136,6 +143,7 @@ class DarkRendezvousDetector:
         self.silence_s = cfg.min_silence_s
         self.max_silence_s = cfg.max_silence_s
         self.speed_limit_kn = cfg.companion_max_speed_kn
+        self.interval_factor = cfg.interval_factor
         self.retention_s = max(cfg.max_silence_s, cfg.min_silence_s + cfg.before_s)
         self._slack_s = self.retention_s / 4  # logs are pruned at most this often per cell or vessel
         self._exempt = frozenset(cfg.exempt_ship_types)
@@ -186,6 +194,8 @@ class DarkRendezvousDetector:
     # --- protocol: silences ---------------------------------------------------------
     def on_dark(self, cell: DarkCell, ev: Silence, now: float) -> list[Alert]:
         cfg = self.cfg
+        if ev.fixes < cfg.min_fixes:
+            return []  # barely tracked: no reporting habit to break
         if ev.speed1_kn is not None and ev.speed1_kn > cfg.max_dark_speed_kn:
             return []
         if cfg.ship_stations_only and not is_ship_station(ev.eid):
@@ -218,7 +228,7 @@ class DarkRendezvousDetector:
     def on_reappear(self, cell: DarkCell, ev: Silence, done: frozenset[str]) -> list[Alert]:
         cfg = self.cfg
         assert ev.t2 is not None
-        if cfg.ship_stations_only and not is_ship_station(ev.eid):
+        if ev.fixes < cfg.min_fixes or (cfg.ship_stations_only and not is_ship_station(ev.eid)):
             return []
         if near_port_or_shore(self.env, ev.lat2, ev.lon2, cfg.port_exclusion_m, cfg.min_shore_distance_m):
             return []

@@ -4,6 +4,18 @@ Each agent decodes, hands the message to the engine of its partition, publishes 
 out (alerts, dead letters), writes state and acknowledges; every event is handled inside
 its own ``try`` so nothing escapes the ``async for`` (faust would ack and restart the agent,
 silently skipping data). See :mod:`streams.partition_engine` for the delivery guarantees.
+
+Two things the shell adds around the engine:
+
+* a message of a partition this worker no longer owns (it slipped through a rebalance) is
+  left alone: processing it would write over the new owner's state;
+* a restored engine whose checkpoint lies before the group's committed offset (faust's
+  recovery read the changelog short, which Tansu's end-offset look-ups can cause) gets the
+  messages in between read first with a plain consumer, so none is ever skipped.
+
+State writes go out with ``Topic.send`` (straight to the Kafka client), not
+``Table.send_changelog``: the latter queues in faust's own buffer, which the flush before a
+commit may leave behind, letting the committed offset outrun the checkpoint.
 """
 
 from __future__ import annotations
@@ -37,6 +49,10 @@ class Slot:
     engine: PartitionEngine
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     flushed_at: float = field(default_factory=time.monotonic)
+
+
+class BackfillError(Exception):
+    """Messages a restored engine needs could not be read (the broker did not serve them)."""
 
 
 @dataclass
@@ -163,7 +179,13 @@ class Worker:
         async with slot.lock:
             missing_from = slot.engine.missing_before(msg.offset)
             if missing_from is not None:
-                await self._backfill(msg.tp, slot, missing_from, msg.offset)
+                try:
+                    await self._backfill(msg.tp, slot, missing_from, msg.offset)
+                except BackfillError as exc:
+                    # Start over with the next message: restore again, read the gap (this one included).
+                    log.error("%s; will retry with the next message", exc)
+                    del self.slots[msg.tp]
+                    return
             end = await self._push(msg, slot, event)
             if end or slot.engine.flush_due(self.flush_records) or self._interval_passed(slot):
                 await self._flush(msg.tp, slot)
@@ -192,19 +214,24 @@ class Worker:
             self._count(msg.topic, engine, out)
         return end
 
-    async def _backfill(self, tp: Any, slot: Slot, start: int, stop: int) -> None:
+    async def _backfill(self, tp: Any, slot: Slot, start: int, stop: int, timeout_s: float = 60.0) -> None:
         """Read messages ``start`` … ``stop - 1`` of a partition that the group's offset skipped.
 
         A restored engine's checkpoint says where reading must start; the committed offset is
         later only if the table came back short or a commit outran it. Those messages are
         read with a plain consumer (no group, nothing committed) and pushed before going on.
+        Raises :class:`BackfillError` when they cannot be read in ``timeout_s``.
         """
         from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 
         log.warning("partition %s: reading offsets %d-%d first (state checkpoint is older)", tp, start, stop - 1)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.topo.brokers.split(","), enable_auto_commit=False, group_id=None
+            bootstrap_servers=self.topo.brokers.split(","),
+            enable_auto_commit=False,
+            group_id=None,
+            auto_offset_reset="earliest",  # a position the broker calls out of range: earlier is safe
         )
+        deadline = time.monotonic() + timeout_s
         await consumer.start()
         try:
             part = TopicPartition(tp.topic, tp.partition)
@@ -212,12 +239,15 @@ class Worker:
             consumer.seek(part, start)
             offset = start
             while offset < stop:
-                batch = await asyncio.wait_for(consumer.getmany(part, timeout_ms=1000), timeout=60)
+                if time.monotonic() > deadline:
+                    raise BackfillError(f"{tp}: offsets {offset}-{stop - 1} not readable in {timeout_s} s")
+                batch = await consumer.getmany(part, timeout_ms=500)
                 for message in batch.get(part, []):
                     if message.offset >= stop:
                         return
-                    await self._push(_Message(tp, message), slot, None)
-                    offset = message.offset + 1
+                    if message.offset >= start:  # an earlier one (reset to earliest) was handled before
+                        await self._push(_Message(tp, message), slot, None)
+                    offset = max(offset, message.offset + 1)
         finally:
             await consumer.stop()
 

@@ -8,6 +8,7 @@ MMSI, time and position are fine: the track cleaner derives speed and course.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 
 from models.errors import DecodeError, UnknownFormatError
@@ -18,6 +19,11 @@ from streams.sources.csvutil import opt_float, parse_time, req_float, split_row
 REQUIRED = ("MMSI", "BaseDateTime", "LAT", "LON")
 COG_WRAP = 409.6
 STATIC_COLUMNS = ("VesselName", "IMO", "CallSign", "VesselType", "Length", "Width")
+# AIS ship and cargo type is 0-99 (ITU-R M.1371, message 5); dimensions are 9 bits each way
+# from the reference point (<= 511 m + 511 m long, 63 m + 63 m wide).
+MAX_SHIP_TYPE = 99.0
+MAX_LENGTH_M = 1022.0
+MAX_WIDTH_M = 126.0
 
 
 def norm_cog(value: float | None) -> float | None:
@@ -176,18 +182,26 @@ class MarineCadastreDecoder(DecoderBase):
             value = row[i].strip() if i is not None else ""
             return value or None
 
-        def number(name: str) -> float | None:
+        def number(name: str, upper: float) -> float | None:
+            """A positive figure up to ``upper``; anything else is counted and left out."""
             value = text(name)
-            try:
-                out = float(value) if value else None
-            except ValueError:
+            if value is None:
                 return None
-            return out if out else None
+            try:
+                out = float(value)
+            except ValueError:
+                out = math.nan
+            if out == 0.0:
+                return None  # 0: "not available" in AIS static data
+            if not 0.0 < out <= upper:  # NaN, inf, negative, absurd
+                self.stats.notes[f"bad_static_{name}"] += 1
+                return None
+            return out
 
         imo = text("IMO")
         if imo and (imo.upper() == "IMO0000000" or imo.upper().removeprefix("IMO") == mmsi):
             imo = None
-        vtype = number("VesselType")
+        vtype = number("VesselType", MAX_SHIP_TYPE)
         st = VesselStatic(
             mmsi=mmsi,
             ts=ts,
@@ -195,8 +209,8 @@ class MarineCadastreDecoder(DecoderBase):
             call_sign=text("CallSign"),
             imo=imo,
             ship_type=int(vtype) if vtype else None,
-            length_m=number("Length"),
-            width_m=number("Width"),
+            length_m=number("Length", MAX_LENGTH_M),
+            width_m=number("Width", MAX_WIDTH_M),
             source="marinecadastre",
         )
         if st.name is None and st.call_sign is None and st.imo is None and st.ship_type is None:

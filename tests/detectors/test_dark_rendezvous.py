@@ -186,6 +186,23 @@ def test_silence_alone_a_fast_vanishing_or_a_short_gap_is_not_a_dark_rendezvous(
     assert run(merged(went_dark(at_m=4000), companion(T0 - 1200, T0 + 3600), clock(end)), settings, env) == []
 
 
+def test_a_sparse_reporter_does_not_go_dark_between_its_reports(settings: Settings) -> None:
+    # D is seen every 40 min (satellite AIS) beside a loiterer: its 40-min gaps are its habit.
+    lat1, lon1 = destination(LAT, LON, 45.0, 800.0)
+    sparse = fixes("367000001", T0 - 6 * 3600, T0 + 9 * 3600, 2400, lat1, lon1, speed_kn=0.2)
+    records = merged(sparse, companion(T0 - 6 * 3600, T0 + 5 * 3600), clock(T0 + 9 * 3600))
+    assert run(records, settings, Environment()) == []
+    # Silent for good after 12:40Z: six of its usual intervals (4 h) later, that counts.
+    ended = fixes("367000001", T0 - 6 * 3600, T0 + 3 * 3600, 2400, lat1, lon1, speed_kn=0.2)
+    final = final_revisions(
+        run(merged(ended, companion(T0 - 6 * 3600, T0 + 5 * 3600), clock(T0 + 9 * 3600)), settings, Environment())
+    )
+    assert [(a.start_ts, a.evidence["gap_s"]) for a in final] == [(ended[-1].ts, 4 * 3600)]
+    # Barely seen (3 fixes) and then gone: no reporting habit to break either.
+    brief = went_dark()[-3:]
+    assert run(merged(brief, companion(T0 - 1200, T0 + 3600), clock(T0 + 6 * 3600)), settings, Environment()) == []
+
+
 def test_going_silent_in_port_is_normal(settings: Settings) -> None:
     class Harbour:
         def distance_to_port_m(self, lat: float, lon: float) -> float:

@@ -83,6 +83,22 @@ def test_bad_rows_are_rejected_with_reason_and_raw_text(row: str, reason: str) -
     assert dec.stats.balanced()
 
 
+@pytest.mark.parametrize(
+    ("ship_type", "length", "note"),
+    [("inf", "30", "bad_static_VesselType"), ("30", "inf", "bad_static_Length"), ("-1", "30", "bad_static_VesselType"),
+     ("1e300", "30", "bad_static_VesselType"), ("30", "nan", "bad_static_Length"), ("30", "5000", "bad_static_Length")],
+)  # fmt: skip
+def test_absurd_static_figures_are_counted_and_left_out(ship_type: str, length: str, note: str) -> None:
+    row = f"367000001,2020-06-30T00:00:00,40.5,-74.0,1.0,10.0,10.0,SEA DOG,,WDC1234,{ship_type},0,{length}\n"
+    dec, items = decode_mc([MC_HEADER, row])
+    (static,) = [i for i in items if isinstance(i, VesselStatic)]
+    assert static.name == "SEA DOG" and static.call_sign == "WDC1234"  # the rest of the row is kept
+    assert (static.ship_type is None) == (note == "bad_static_VesselType")
+    assert (static.length_m is None) == (note == "bad_static_Length")
+    assert [i.entity_id for i in items if isinstance(i, Position)] == ["367000001"]
+    assert dec.stats.notes[note] == 1 and dec.stats.balanced()
+
+
 def test_aircraft_csv_real_file(shared_data: Path) -> None:
     path = shared_data / "air" / "tv_relay_orbits_ASR182B_tour_de_france_2020-09-13.csv.gz"
     dec = AircraftCsvDecoder(str(path))
