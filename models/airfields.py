@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from models.geo import haversine_m
+from models.geo import haversine_m, nearest_of
 from models.units import DEG_TO_RAD, EARTH_RADIUS_M, M_PER_DEG_LAT
 
 __all__ = ["Airfield", "AirfieldIndex", "default_airfields"]
@@ -91,22 +91,7 @@ class AirfieldIndex:
             raise ValueError(f"position outside lat −90…90, lon −180…180: {lat}, {lon}")
         inv = self._inv
         cands = self._cell(int((lat + 90.0) * inv), int((lon + 180.0) * inv))
-        p1 = lat * DEG_TO_RAD
-        l1 = lon * DEG_TO_RAD
-        c1 = math.cos(p1)
-        best = math.inf
-        best_i = -1
-        sin = math.sin
-        for low, p2, l2, c2, i in cands:
-            if low >= best:
-                break
-            sp = sin((p2 - p1) * 0.5)
-            sl = sin((l2 - l1) * 0.5)
-            a = sp * sp + c1 * c2 * sl * sl
-            d = _TWO_R * math.asin(math.sqrt(a if a < 1.0 else 1.0))
-            if d < best:
-                best = d
-                best_i = i
+        best, best_i = nearest_of(cands, lat, lon)
         if best > self.max_distance_m:
             return math.inf, -1
         return best, best_i

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from models.units import DEG_TO_RAD, EARTH_RADIUS_M, M_PER_DEG_LAT
 
@@ -70,3 +71,31 @@ def interpolate(lat1: float, lon1: float, lat2: float, lon2: float, frac: float)
     elif lon < -180.0:
         lon += 360.0
     return lat1 + (lat2 - lat1) * frac, lon
+
+
+def nearest_of(
+    candidates: Sequence[tuple[float, float, float, float, int]], lat: float, lon: float
+) -> tuple[float, int]:
+    """(metres, index) of the nearest candidate, ``(inf, -1)`` for none.
+
+    Candidates are ``(lower_bound_m, lat_rad, lon_rad, cos_lat, index)`` sorted by lower bound
+    (the layout of the airfield and port cell indexes): the scan stops at the first whose
+    lower bound is past the best distance found so far.
+    """
+    p1 = lat * DEG_TO_RAD
+    l1 = lon * DEG_TO_RAD
+    c1 = math.cos(p1)
+    best = math.inf
+    best_i = -1
+    sin = math.sin
+    for low, p2, l2, c2, i in candidates:
+        if low >= best:
+            break
+        sp = sin((p2 - p1) * 0.5)
+        sl = sin((l2 - l1) * 0.5)
+        a = sp * sp + c1 * c2 * sl * sl
+        d = _TWO_R * math.asin(math.sqrt(a if a < 1.0 else 1.0))
+        if d < best:
+            best = d
+            best_i = i
+    return best, best_i

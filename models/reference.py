@@ -44,6 +44,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.errors import ConfigError
+from models.geo import nearest_of
 from models.units import DEG_TO_RAD, EARTH_RADIUS_M, M_PER_DEG_LAT
 
 if TYPE_CHECKING:
@@ -884,22 +885,7 @@ class PortIndex:
     def _search(self, lat: float, lon: float) -> tuple[float, int]:
         inv = self._inv
         cands = self._cell((int((lat + 90.0) * inv) << _COL_BITS | int((lon + 180.0) * inv)) << 2)
-        p1 = lat * DEG_TO_RAD
-        l1 = lon * DEG_TO_RAD
-        c1 = math.cos(p1)
-        best = math.inf
-        best_i = -1
-        sin = math.sin
-        for dmin, p2, l2, c2, i in cands:
-            if dmin >= best:
-                break
-            sp = sin((p2 - p1) * 0.5)
-            sl = sin((l2 - l1) * 0.5)
-            a = sp * sp + c1 * c2 * sl * sl
-            d = _TWO_R * math.asin(math.sqrt(a if a < 1.0 else 1.0))
-            if d < best:
-                best = d
-                best_i = i
+        best, best_i = nearest_of(cands, lat, lon)
         if best > self.max_distance_m:
             return math.inf, -1
         return best, best_i
