@@ -16,7 +16,7 @@ import itertools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ SAMPLES = REPO / "data" / "samples"
 clock = time.process_time  # CPU seconds of this process: see the module docstring
 
 # One module per benchmark, in the order `python -m benchmarks` runs them.
-NAMES = ("replay_ais", "density", "aerial")
+NAMES = ("replay_ais", "density", "aerial", "streaming")
 
 
 @dataclass
@@ -40,6 +40,7 @@ class Figure:
     seconds: float
     baseline_rate: float | None = None  # positions/s of the baseline measured in the same run
     note: str = ""
+    extra: dict[str, float] = field(default_factory=dict)  # figures that are not a rate (latency, CPU)
 
     @property
     def skipped(self) -> bool:
@@ -69,6 +70,7 @@ class Figure:
             "us_per_position": None if self.skipped else round(self.us_per_position, 3),
             "ratio_to_baseline": None if self.ratio is None else round(self.ratio, 4),
             "note": self.note,
+            **({"extra": self.extra} if self.extra else {}),
         }
 
 

@@ -6,6 +6,8 @@ examples:
   python -m benchmarks replay_ais --profile  # where the time goes (cProfile, decode → loitering)
   python -m benchmarks density --sizes 1000,10000 --budget 5
   python -m benchmarks --limit 20000 --repeat 1 --json bench.json
+  python -m benchmarks streaming --workers 1,2,4 --rate 5000   # faust worker on a local broker
+  python -m benchmarks streaming --limit 236000 --kafka flush_interval_s=5
 """
 
 from __future__ import annotations
@@ -37,8 +39,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sizes", default=None, help="density: vessel counts, comma-separated")
     parser.add_argument("--budget", type=float, default=10.0, help="density: CPU seconds per case, then stop early")
     parser.add_argument("--profile", action="store_true", help="replay_ais: print a cProfile of decode → loitering")
+    parser.add_argument("--rate", type=float, default=None, help="streaming: positions/s of the latency run (10000)")
+    parser.add_argument("--workers", default=None, help="streaming: worker counts, comma-separated (1,2)")
+    parser.add_argument("--baseline-limit", type=int, default=None, help="streaming: positions for the faust baseline")
+    parser.add_argument("--latency-s", type=float, default=None, help="streaming: seconds of the latency run, at most")
+    parser.add_argument("--kafka", default=None, help="streaming: [kafka] overrides, e.g. flush_interval_s=5")
+    parser.add_argument(
+        "--fetch-wait-ms", type=int, default=None, help="streaming: workers' fetch wait (faust fixes 1500 ms)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
     return parser
+
+
+def streaming_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The streaming benchmark's keyword arguments from the command line (its defaults otherwise)."""
+    from benchmarks.streaming import parse_counts, parse_overrides
+
+    out: dict[str, Any] = {}
+    if args.rate is not None:
+        out["rate"] = args.rate
+    if args.workers:
+        out["workers"] = parse_counts(args.workers)
+    if args.baseline_limit is not None:
+        out["baseline_limit"] = args.baseline_limit
+    if args.latency_s is not None:
+        out["latency_s"] = args.latency_s
+    if args.kafka:
+        out["kafka"] = parse_overrides(args.kafka)
+    if args.fetch_wait_ms is not None:
+        out["fetch_wait_ms"] = args.fetch_wait_ms
+    return out
 
 
 def run_one(name: str, args: argparse.Namespace) -> list[Figure]:
@@ -48,6 +78,8 @@ def run_one(name: str, args: argparse.Namespace) -> list[Figure]:
         kwargs["budget_s"] = args.budget
         if args.sizes:
             kwargs["sizes"] = tuple(int(s) for s in args.sizes.split(","))
+    elif name == "streaming":
+        kwargs.update(streaming_options(args))
     else:
         kwargs["repeat"] = args.repeat
     figures: list[Figure] = module.run(args.input, **kwargs)
@@ -57,8 +89,40 @@ def run_one(name: str, args: argparse.Namespace) -> list[Figure]:
 TARGET_RATE = 300_000  # issue 3: positions/s on one core, MarineCadastre CSV through loitering
 
 
+STREAM_TARGET_RATIO = 10.0  # issue 6: the worker against a plain faust agent, same run
+STREAM_TARGET_RATE = 50_000  # positions/s per worker
+STREAM_TARGET_P99_S = 1.0
+
+
+def streaming_headline(figures: Sequence[Figure]) -> list[str]:
+    """Issue 6's figures against its targets: worker ÷ faust baseline, positions/s, p99 latency."""
+    ran = [f for f in figures if f.bench == "streaming" and not f.skipped]
+    base = next((f for f in ran if f.case.startswith("baseline")), None)
+    one = next((f for f in ran if f.extra.get("workers") == 1), None)
+    lat = next((f for f in ran if "p99_s" in f.extra), None)
+    out: list[str] = []
+    if base is not None and one is not None and one.ratio is not None:
+        verdict = "reached" if one.ratio >= STREAM_TARGET_RATIO and one.rate >= STREAM_TARGET_RATE else "not reached"
+        line = f"streaming, 1 worker: {one.rate:,.0f} positions/s end to end, {one.ratio:.1f}x the faust baseline"
+        cpu_w, cpu_b = one.extra.get("cpu_us_workers"), base.extra.get("cpu_us_workers")
+        if cpu_w and cpu_b:
+            line += f" ({cpu_b / cpu_w:.1f}x by CPU: {cpu_w:,.0f} against {cpu_b:,.0f} us a position)"
+        out.append(f"{line} (target {STREAM_TARGET_RATIO:.0f}x and {STREAM_TARGET_RATE:,}/s: {verdict})")
+    if lat is not None:
+        p99 = lat.extra["p99_s"]
+        verdict = "reached" if p99 < STREAM_TARGET_P99_S else "not reached"
+        out.append(
+            f"streaming, event->alert at {lat.extra['rate']:,.0f} positions/s: p50 {lat.extra['p50_s'] * 1e3:,.0f} ms, "
+            f"p99 {p99 * 1e3:,.0f} ms (target p99 < {STREAM_TARGET_P99_S:.0f} s: {verdict})"
+        )
+    return out
+
+
 def headline(figures: Sequence[Figure]) -> list[str]:
-    """The figure the issue asks for, against its target."""
+    """The figures the issues ask for, against their targets."""
+    stream = streaming_headline(figures)
+    if stream:
+        stream = ["", *stream]
     for f in figures:
         if f.bench == "replay_ais" and f.case == "decode + clean + loitering" and not f.skipped:
             verdict = "reached" if f.rate >= TARGET_RATE else f"not reached: {f.rate / TARGET_RATE:.0%} of it"
@@ -67,8 +131,9 @@ def headline(figures: Sequence[Figure]) -> list[str]:
                 "",
                 f"MarineCadastre CSV through loitering: {f.rate:,.0f} positions/s on one core{ratio} "
                 f"(target {TARGET_RATE:,}: {verdict})",
+                *stream[1:],
             ]
-    return []
+    return stream
 
 
 def main(argv: Sequence[str] | None = None) -> int:

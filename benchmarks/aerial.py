@@ -2,7 +2,9 @@
 
 Cases, each reading the same file: the floor (gunzip + split lines), decode (aircraft
 CSV → Position), clean (pipeline without detectors), each aircraft detector the registry
-enables on its own, and the full default detector set. Detectors are picked up from the
+enables on its own (per-track ones, and cell-engine ones such as air_sea_rendezvous in a
+cell engine of their own), the full default detector set without the cell-engine aircraft
+detectors ("before") and the full default detector set. Detectors are picked up from the
 registry when the benchmark runs, so new aerial detectors appear here by themselves.
 The cheap cases keep the best of ``repeat`` runs; the detector cases run once.
 """
@@ -16,6 +18,8 @@ from pathlib import Path
 from benchmarks import SHARED_DATA, Figure, best_of, data_file
 from benchmarks.replay_ais import decode_only, describe, read_floor, reference_environment, through_pipeline
 from detectors.base import Environment, TrackDetector
+from detectors.cell_engine import CellEngine
+from detectors.cells import AreaDetector, PairDetector
 from detectors.pipeline import Pipeline
 from models.settings import Settings, load_settings
 
@@ -34,6 +38,17 @@ def aircraft_detectors(settings: Settings, env: Environment) -> list[TrackDetect
     return [d for d in all_enabled if "aircraft" in d.entity_types]
 
 
+def cell_detectors(settings: Settings, env: Environment) -> tuple[list[PairDetector], list[AreaDetector]]:
+    """The enabled cell-engine detectors: (pair detectors, area detectors)."""
+    from detectors.registry import build_pair_detectors
+
+    return build_pair_detectors(settings.detectors, env, str(settings.path))
+
+
+def pairs_aircraft(det: PairDetector) -> bool:
+    return any("aircraft" in pair for pair in det.entity_pairs)
+
+
 def run(path: Path | None = None, *, limit: int | None = None, repeat: int = 2) -> list[Figure]:
     path = path or default_input()
     settings = load_settings()
@@ -48,6 +63,17 @@ def run(path: Path | None = None, *, limit: int | None = None, repeat: int = 2) 
 
         return make
 
+    def cells_with(names: tuple[str, ...]) -> Callable[[], Pipeline]:
+        def make() -> Pipeline:  # only these cell-engine detectors, no per-track ones
+            pair, _ = cell_detectors(settings, env)
+            return Pipeline(settings, env, detectors=[], cells=CellEngine([d for d in pair if d.name in names]))
+
+        return make
+
+    def full_without_aerial_pairs() -> Pipeline:
+        pair, area = cell_detectors(settings, env)
+        return Pipeline(settings, env, cells=CellEngine([d for d in pair if not pairs_aircraft(d)], area))
+
     def full() -> Pipeline:
         return Pipeline(settings, env)
 
@@ -60,6 +86,13 @@ def run(path: Path | None = None, *, limit: int | None = None, repeat: int = 2) 
     for det in aerial:
         only_this = pipeline_with((det.name,))
         cases.append((f"decode + clean + {det.name}", partial(through_pipeline, path, only_this, limit)))
+    aerial_pairs = [d.name for d in cell_detectors(settings, env)[0] if pairs_aircraft(d)]
+    for name in aerial_pairs:
+        only_cells = cells_with((name,))
+        cases.append((f"decode + clean + {name} (cell engine)", partial(through_pipeline, path, only_cells, limit)))
+    if aerial_pairs:
+        without = partial(through_pipeline, path, full_without_aerial_pairs, limit)
+        cases.append((f"full default set without {', '.join(aerial_pairs)}", without))
     cases.append(("full default detector set", partial(through_pipeline, path, full, limit)))
     repeats = [repeat] * 3 + [1] * (len(cases) - 3)  # detector cases once each: they are the slow ones
     timings = best_of([fn for _, fn in cases], repeats)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from detectors.base import Environment, NoGeography, TrackContext
+from detectors.evidence import threshold_values, with_thresholds
 from detectors.lifecycle import AlertDraft, emit
 from models.airfields import AirfieldIndex, default_airfields
 from models.alert import Alert, AlertStatus, DetectorInfo, EntityRef, Severity
@@ -35,6 +36,12 @@ from models.configuring import bounds, config_hash
 from models.position import FLAG_IMPLAUSIBLE, FLAG_NEW_SEGMENT, Position
 
 AIRBORNE, TOUCHDOWN, LANDED = 0, 1, 2
+
+# evidence["thresholds"]: the config values a touchdown and the stay on the ground are judged against
+THRESHOLDS = (
+    "max_ground_speed_kn", "max_ground_vrate_fpm", "ground_margin_ft", "terrain_ref_m", "min_descent_ft",
+    "descent_lookback_s", "min_ground_s", "lost_after_s", "break_after_s", "max_gap_s", "airfield_exclusion_m",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,7 @@ class AirLandingDetector:
         self.info = DetectorInfo(self.name, self.version, config_hash(cfg))
         # prepared once at start-up (airportsdata, ~0.3 s, shared by the process)
         self.airfields = airfields if airfields is not None else default_airfields()
+        self._thresholds = threshold_values(cfg, THRESHOLDS)
 
     # --- protocol -------------------------------------------------------------------
     def step(
@@ -229,6 +237,7 @@ class AirLandingDetector:
             "distance_to_airfield_m": round(near[1]) if near else None,
             "airfield_exclusion_m": self.cfg.airfield_exclusion_m,
         }
+        with_thresholds(evidence, self._thresholds)
         confidence = 0.6 if state.lost else 0.8
         severity: Severity = self.cfg.severity  # type: ignore[assignment]
         draft = AlertDraft(

@@ -20,12 +20,16 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from detectors.base import Environment, NoGeography, TrackContext
-from detectors.lifecycle import AlertDraft, emit, saturating
+from detectors.evidence import threshold_values, with_thresholds
+from detectors.lifecycle import AlertDraft, due_status, emit, saturating
 from models.airfields import AirfieldIndex, default_airfields
 from models.alert import Alert, AlertStatus, DetectorInfo, EntityRef, Severity
 from models.configuring import bounds, config_hash
 from models.geo import haversine_m
 from models.position import FLAG_IMPLAUSIBLE, Position
+
+# evidence["thresholds"]: the config values an episode is judged against
+THRESHOLDS = ("max_altitude_ft", "max_speed_kn", "min_duration_s", "max_gap_s", "break_after_s", "airfield_exclusion_m")
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ class AirLowSlowDetector:
         self.info = DetectorInfo(self.name, self.version, config_hash(cfg))
         # prepared once at start-up (airportsdata, ~0.3 s, shared by the process)
         self.airfields = airfields if airfields is not None else default_airfields()
+        self._thresholds = threshold_values(cfg, THRESHOLDS)
 
     # --- protocol -------------------------------------------------------------------
     def step(
@@ -156,13 +161,10 @@ class AirLowSlowDetector:
 
     def _maybe_emit(self, state: AirLowSlowState) -> list[Alert]:
         assert state.since_ts is not None
-        if state.revision == 0:
-            if state.low_ts - state.since_ts < self.cfg.min_duration_s:
-                return []
-            return [self._revision(state, "open")]
-        if state.low_ts - state.emitted_end >= self.cfg.update_every_s:
-            return [self._revision(state, "update")]
-        return []
+        cfg = self.cfg
+        ready = state.low_ts - state.since_ts >= cfg.min_duration_s
+        status = due_status(state.revision, ready, state.low_ts, state.emitted_end, cfg.update_every_s)
+        return [] if status is None else [self._revision(state, status)]
 
     def _close(self, state: AirLowSlowState) -> list[Alert]:
         out = []
@@ -198,6 +200,7 @@ class AirLowSlowDetector:
             "nearest_airfield": near[0].icao if near else None,
             "distance_to_airfield_m": round(near[1]) if near else None,
         }
+        with_thresholds(evidence, self._thresholds)
         confidence = 0.5 + 0.3 * saturating(duration, 3 * cfg.min_duration_s) + 0.2 * saturating(state.n, 30)
         severity: Severity = cfg.severity  # type: ignore[assignment]
         draft = AlertDraft(

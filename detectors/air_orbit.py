@@ -40,7 +40,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from detectors.base import Environment, TrackContext
-from detectors.lifecycle import AlertDraft, emit, saturating
+from detectors.evidence import threshold_values, with_thresholds
+from detectors.lifecycle import AlertDraft, due_status, emit, saturating
 from models.airfields import AirfieldIndex, default_airfields
 from models.alert import Alert, AlertStatus, DetectorInfo, EntityRef, Severity
 from models.configuring import bounds, config_hash
@@ -55,6 +56,13 @@ MIN_MOVE_M = 20.0  # a heading from positions needs at least this displacement
 # altitude ft or NaN, ground speed kn or NaN, cumulative count of fixes)
 Sample = tuple[float, float, float, float, float, float, float, int]
 NAN = float("nan")
+
+# evidence["thresholds"]: the config values an orbit (and a glider's thermalling) is judged against
+THRESHOLDS = (
+    "radius_m", "min_turns", "min_duration_s", "min_lap_s", "max_lap_s", "min_net_ratio", "min_speed_kn",
+    "max_turn_rate_dps", "max_gap_s", "break_after_s", "airfield_exclusion_m", "airfield_below_ft",
+    "glider_max_speed_kn", "glider_min_gain_ft", "glider_min_climb_fpm",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,7 @@ class AirOrbitDetector:
         self.info = DetectorInfo(self.name, self.version, config_hash(cfg))
         # prepared once at start-up (airportsdata, ~0.3 s, shared by the process)
         self.airfields = airfields if airfields is not None else default_airfields()
+        self._thresholds = threshold_values(cfg, THRESHOLDS)
         self._box_deg = 2.0 * cfg.radius_m / M_PER_DEG_LAT  # box side in degrees of latitude
 
     # --- protocol -------------------------------------------------------------------
@@ -367,13 +376,10 @@ class AirOrbitDetector:
 
     def _maybe_emit(self, state: AirOrbitState) -> list[Alert]:
         assert state.since_ts is not None
-        if state.revision == 0:
-            if self._turns(state) < self.cfg.min_turns or state.lap_ts - state.since_ts < self.cfg.min_duration_s:
-                return []
-            return [self._revision(state, "open")]
-        if state.lap_ts - state.emitted_end >= self.cfg.update_every_s:
-            return [self._revision(state, "update")]
-        return []
+        cfg = self.cfg
+        ready = self._turns(state) >= cfg.min_turns and state.lap_ts - state.since_ts >= cfg.min_duration_s
+        status = due_status(state.revision, ready, state.lap_ts, state.emitted_end, cfg.update_every_s)
+        return [] if status is None else [self._revision(state, status)]
 
     def _close(self, state: AirOrbitState) -> list[Alert]:
         out = []
@@ -420,6 +426,7 @@ class AirOrbitDetector:
             "nearest_airfield": near[0].icao if near else None,
             "distance_to_airfield_m": round(near[1]) if near else None,
         }
+        with_thresholds(evidence, self._thresholds)
         confidence = 0.4 + 0.3 * saturating(turns, 3.0) + 0.3 * saturating(ratio, 0.9)
         severity: Severity = "low" if thermalling else cfg.severity  # type: ignore[assignment]
         draft = AlertDraft(

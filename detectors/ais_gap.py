@@ -41,16 +41,23 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from detectors.base import Environment, TrackContext
+from detectors.cells import finite_or_none
+from detectors.evidence import threshold_values, where, with_thresholds
 from detectors.lifecycle import AlertDraft, emit, saturating
 from models.alert import Alert, AlertStatus, DetectorInfo, EntityRef, Severity
 from models.configuring import bounds, config_hash
 from models.errors import ConfigError
 from models.geo import haversine_m
 from models.position import FLAG_IMPLAUSIBLE, Position
-from models.timeutil import to_iso
 from models.units import KN_PER_MPS
 
 ZONE_GAP_PROPERTY = "ais_gap_min_gap_s"
+# evidence["thresholds"]: these config values, then the silence this alert needed
+# (``min_gap_s``: the threshold above) and the base it came from (``base_min_gap_s``)
+THRESHOLDS = (
+    "offshore_distance_m", "interval_factor", "min_intervals", "min_shore_distance_m", "port_exclusion_m",
+    "lost_after_s",
+)  # fmt: skip
 HIST_BINS = 18  # log2 bins of report intervals: [1 s, 2 s) ... [2^17 s ≈ 36 h, ∞)
 HIST_HALVE_AT = 64
 
@@ -110,6 +117,7 @@ class AisGapDetector:
         zone_gaps = [_zone_gap(z.name, z.properties) for z in env.zones.zones]
         self._zone_gaps = {z.name: g for z, g in zip(env.zones.zones, zone_gaps, strict=True) if g is not None}
         self._floor_s = min([cfg.min_gap_s, *self._zone_gaps.values()])
+        self._thresholds = threshold_values(cfg, THRESHOLDS)
 
     # --- protocol -------------------------------------------------------------------
     def step(
@@ -201,26 +209,29 @@ class AisGapDetector:
         cfg = self.cfg
         geo = self.env.geography
         lat, lon = state.lat, state.lon
-        zones = self.env.zones
-        if zones.at(lat, lon, "exclusion"):
+        if self.env.zones.at(lat, lon, "exclusion"):
             state.phase = _IGNORED
             return
+        # the port and shore test of cells.near_port_or_shore, keeping both distances (one look-up each)
         port = geo.distance_to_port_m(lat, lon)
         shore = geo.distance_to_shore_m(lat, lon)
-        state.port_m = _finite_or_none(port)
-        state.shore_m = _finite_or_none(shore)
+        state.port_m = finite_or_none(port)
+        state.shore_m = finite_or_none(shore)
         if (cfg.port_exclusion_m > 0 and port <= cfg.port_exclusion_m) or shore < cfg.min_shore_distance_m:
             state.phase = _IGNORED
             return
-        zone_gaps = [self._zone_gaps[z.name] for z in zones.at(lat, lon) if z.name in self._zone_gaps]
-        if zone_gaps:
-            base, state.base = min(zone_gaps), "zone"
-        elif shore > cfg.offshore_distance_m:
-            base, state.base = cfg.offshore_min_gap_s, "offshore"
-        else:
-            base, state.base = cfg.min_gap_s, "near_shore"
+        base, state.base = self._base(lat, lon, shore)
         state.threshold_s = max(base, self._habit_s(state))
         state.phase = _ARMED
+
+    def _base(self, lat: float, lon: float, shore_m: float) -> tuple[float, str]:
+        """The base threshold for a silence that began here, and which one it is."""
+        zone_gaps = [self._zone_gaps[z.name] for z in self.env.zones.at(lat, lon) if z.name in self._zone_gaps]
+        if zone_gaps:
+            return min(zone_gaps), "zone"
+        if shore_m > self.cfg.offshore_distance_m:
+            return self.cfg.offshore_min_gap_s, "offshore"
+        return self.cfg.min_gap_s, "near_shore"
 
     # --- alerts ---------------------------------------------------------------------
     def _moved(self, state: AisGapState, fix: Position) -> None:
@@ -249,16 +260,21 @@ class AisGapDetector:
             "threshold_s": round(state.threshold_s),
             "threshold_base": state.base,
             "usual_interval_s": round(usual) if usual is not None else None,
-            "last_position": _where(start, state.lat, state.lon, state.speed_kn),
+            "last_position": where(start, state.lat, state.lon, state.speed_kn),
             "distance_to_shore_m": state.shore_m,
             "distance_to_port_m": state.port_m,
             "reappeared": back is not None,
         }
         if back is not None:
             dist = haversine_m(state.lat, state.lon, back.lat, back.lon)
-            evidence["first_position_after"] = _where(back.ts, back.lat, back.lon, back.speed_kn)
+            evidence["first_position_after"] = where(back.ts, back.lat, back.lon, back.speed_kn)
             evidence["distance_m"] = round(dist)
             evidence["implied_speed_kn"] = round(dist / max(end - start, 1.0) * KN_PER_MPS, 2)
+        if state.base == "zone":
+            base = self._base(state.lat, state.lon, math.inf)[0]
+        else:
+            base = cfg.offshore_min_gap_s if state.base == "offshore" else cfg.min_gap_s
+        with_thresholds(evidence, self._thresholds, min_gap_s=round(state.threshold_s), base_min_gap_s=base)
         missed = (end - start) / max(usual or state.threshold_s, 1.0)
         known = state.intervals
         confidence = 0.5 + 0.3 * saturating(end - start - state.threshold_s, state.threshold_s)
@@ -299,14 +315,6 @@ def usual_interval_s(hist: list[int], min_intervals: int) -> float | None:
         if acc >= half:
             return float(2.0 ** (b + 0.5))
     return None
-
-
-def _where(ts: float, lat: float, lon: float, speed_kn: float | None) -> dict[str, Any]:
-    return {"time": to_iso(ts), "lat": round(lat, 6), "lon": round(lon, 6), "speed_kn": speed_kn}
-
-
-def _finite_or_none(value: float) -> float | None:
-    return round(value) if math.isfinite(value) else None
 
 
 def _zone_gap(zone: str, props: dict[str, Any]) -> float | None:

@@ -214,6 +214,7 @@ class Sample:
     name: str | None = None
     ship_type: int | None = None
     nav_status: int | None = None
+    altitude_ft: float | None = None  # of the fix that closes the interpolation (aircraft)
 
 
 @dataclass(slots=True)
@@ -255,6 +256,7 @@ class PairDetector(Protocol):
     max_interp_gap_s: float
     memory_s: float  # how long a pair state may outlive the pair's last sample (e.g. a merge gap)
     speed_limit_kn: float  # samples faster than this are never accepted (inf: no limit)
+    # optional ``speed_limits_kn: dict[str, float]``: a lower limit for some entity types
 
     def accepts(self, s: Sample) -> bool: ...
 
@@ -263,6 +265,21 @@ class PairDetector(Protocol):
     def expire(self, state: Any, now: float) -> tuple[Any, list[Alert]]: ...
 
     def deadline(self, state: Any) -> float | None: ...
+
+
+class SoloPairDetector(PairDetector, Protocol):
+    """A pair detector that also follows its ``solo_types`` samples one by one ("no partner").
+
+    After a slot's pairs are compared in a cell, ``observe_solo`` gets every accepted sample
+    of those types homed there, in key order, with how many wanted partners were within
+    ``radius_m`` of it at that slot (all of them are in the cell: copies reach it). Its
+    state is kept beside the sample's own pair states (other key: its own key), so it moves
+    with them on handoffs, and ``expire``/``deadline`` serve it as they serve pair states.
+    """
+
+    solo_types: ClassVar[frozenset[str]]
+
+    def observe_solo(self, state: Any, s: Sample, partners: int) -> tuple[Any, list[Alert]]: ...
 
 
 class AreaDetector(Protocol):

@@ -41,7 +41,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from detectors.base import Environment
+from detectors.candidates import slow_vessel_at_sea
 from detectors.cells import Sample, SeaCheck, Silence, finite_or_none, is_ship_station, near_port_or_shore
+from detectors.evidence import histogram_median, threshold_values, with_thresholds
 from detectors.lifecycle import AlertDraft, emit, saturating
 from detectors.rendezvous import SERVICE_SHIP_TYPES
 from models.alert import Alert, AlertStatus, DetectorInfo, EntityRef, Severity
@@ -51,6 +53,13 @@ from models.timeutil import to_iso
 from models.units import M_PER_DEG_LAT
 
 SPEED_BIN_KN = 0.1
+# evidence["thresholds"]: the config values a silence and its companion are judged against
+# (a vessel's silence must also last interval_factor × its usual reporting interval)
+THRESHOLDS = (
+    "max_distance_m", "min_silence_s", "max_silence_s", "interval_factor", "min_fixes", "max_dark_speed_kn",
+    "before_s", "companion_max_speed_kn", "min_companion_s", "companion_after_s", "port_exclusion_m",
+    "min_shore_distance_m",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,7 @@ class DarkRendezvousDetector:
         self._exempt = frozenset(cfg.exempt_ship_types)
         self._sea = SeaCheck(env, cfg.port_exclusion_m, cfg.min_shore_distance_m)
         self._bins = int(cfg.companion_max_speed_kn / SPEED_BIN_KN) + 1
+        self._thresholds = threshold_values(cfg, THRESHOLDS)
 
     # --- protocol: the log ----------------------------------------------------------
     def new_cell(self) -> DarkCell:
@@ -156,13 +166,7 @@ class DarkRendezvousDetector:
 
     def logs(self, s: Sample) -> bool:
         cfg = self.cfg
-        if s.etype != "vessel" or s.speed_kn is None or s.speed_kn > cfg.companion_max_speed_kn:
-            return False
-        if cfg.ship_stations_only and not is_ship_station(s.eid):
-            return False
-        if s.ship_type is not None and s.ship_type in self._exempt:
-            return False
-        return not self._sea.excluded(s.key, s.lat, s.lon)
+        return slow_vessel_at_sea(s, cfg.companion_max_speed_kn, cfg.ship_stations_only, self._exempt, self._sea)
 
     def on_log(self, cell: DarkCell, s: Sample) -> list[Alert]:
         assert s.speed_kn is not None
@@ -370,7 +374,7 @@ class DarkRendezvousDetector:
             "still_dark": t2 is None,
             "distance_m": round(comp.min_dist_m),
             "companion_slow_s": round(companion_s),
-            "companion_median_speed_kn": round(_median(comp.speed_hist), 2),
+            "companion_median_speed_kn": round(histogram_median(comp.speed_hist, SPEED_BIN_KN), 2),
             "companion_positions": comp.n,
             "max_distance_m": cfg.max_distance_m,
             "min_silence_s": cfg.min_silence_s,
@@ -379,6 +383,7 @@ class DarkRendezvousDetector:
             "distance_to_shore_m": finite_or_none(geo.distance_to_shore_m(lat, lon)),
             "distance_to_port_m": finite_or_none(geo.distance_to_port_m(lat, lon)),
         }
+        with_thresholds(evidence, self._thresholds)
         if reappeared is not None and t2 is not None:
             evidence["reappeared"] = {
                 "time": to_iso(t2),
@@ -409,14 +414,3 @@ class DarkRendezvousDetector:
 
 def _entry_ts(e: LogEntry) -> float:
     return e.ts
-
-
-def _median(hist: list[int]) -> float:
-    total = sum(hist)
-    half = (total + 1) / 2
-    acc = 0
-    for i, count in enumerate(hist):
-        acc += count
-        if acc >= half:
-            return (i + 0.5) * SPEED_BIN_KN
-    return 0.0

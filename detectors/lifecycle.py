@@ -44,6 +44,17 @@ def emit(info: DetectorInfo, draft: AlertDraft, revision: int, status: AlertStat
     )
 
 
+def due_status(
+    revision: int, ready: bool, end_ts: float, emitted_end: float, update_every_s: float
+) -> AlertStatus | None:
+    """The revision an episode owes after it grew: ``open`` once it is ``ready`` (its thresholds
+    are met), then ``update`` whenever its end has moved ``update_every_s`` past the end the
+    last revision reported; None while neither."""
+    if revision == 0:
+        return "open" if ready else None
+    return "update" if end_ts - emitted_end >= update_every_s else None
+
+
 def saturating(value: float, full: float) -> float:
     """0 at 0, 1 at ``full`` and beyond: a simple confidence ramp."""
     if full <= 0:

@@ -12,13 +12,19 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from detectors.base import Environment, TrackContext
-from detectors.lifecycle import AlertDraft, emit, saturating
+from detectors.cells import finite_or_none, near_port_or_shore
+from detectors.evidence import histogram_median, threshold_values, with_thresholds
+from detectors.lifecycle import AlertDraft, due_status, emit, saturating
 from models.alert import Alert, AlertStatus, DetectorInfo, EntityRef, Severity
 from models.configuring import bounds, config_hash
 from models.geo import haversine_m
 from models.position import FLAG_DERIVED_KINEMATICS, FLAG_IMPLAUSIBLE, Position
 
 SPEED_BIN_KN = 0.1
+# evidence["thresholds"]: the config values an episode is judged against
+THRESHOLDS = (
+    "max_speed_kn", "min_duration_s", "max_gap_s", "break_after_s", "port_exclusion_m", "min_shore_distance_m",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,7 @@ class LoiteringDetector:
         self.env = env
         self.info = DetectorInfo(self.name, self.version, config_hash(cfg))
         self._bins = int(cfg.max_speed_kn / SPEED_BIN_KN) + 1
+        self._thresholds = threshold_values(cfg, THRESHOLDS)
 
     # --- protocol -------------------------------------------------------------------
     def step(
@@ -108,13 +115,7 @@ class LoiteringDetector:
 
     # --- episode --------------------------------------------------------------------
     def _excluded(self, lat: float, lon: float) -> bool:
-        cfg = self.cfg
-        geo = self.env.geography
-        if cfg.port_exclusion_m > 0 and geo.distance_to_port_m(lat, lon) <= cfg.port_exclusion_m:
-            return True
-        if cfg.min_shore_distance_m > 0 and geo.distance_to_shore_m(lat, lon) < cfg.min_shore_distance_m:
-            return True
-        return bool(self.env.zones.at(lat, lon, "exclusion"))
+        return near_port_or_shore(self.env, lat, lon, self.cfg.port_exclusion_m, self.cfg.min_shore_distance_m)
 
     def _idle(self, state: LoiteringState) -> LoiteringState | None:
         return state if state.since_ts is not None else None
@@ -146,14 +147,10 @@ class LoiteringDetector:
 
     def _maybe_emit(self, state: LoiteringState, ctx: TrackContext) -> list[Alert]:
         assert state.since_ts is not None
-        duration = state.slow_ts - state.since_ts
-        if state.revision == 0:
-            if duration < self.cfg.min_duration_s:
-                return []
-            return [self._revision(state, "open", ctx.name)]
-        if state.slow_ts - state.emitted_end >= self.cfg.update_every_s:
-            return [self._revision(state, "update", ctx.name)]
-        return []
+        cfg = self.cfg
+        ready = state.slow_ts - state.since_ts >= cfg.min_duration_s
+        status = due_status(state.revision, ready, state.slow_ts, state.emitted_end, cfg.update_every_s)
+        return [] if status is None else [self._revision(state, status, ctx.name)]
 
     def _close(self, state: LoiteringState) -> list[Alert]:
         out = []
@@ -174,14 +171,15 @@ class LoiteringDetector:
         evidence = {
             "duration_s": round(duration),
             "min_duration_s": self.cfg.min_duration_s,
-            "median_speed_kn": round(self._median(state.hist), 2),
+            "median_speed_kn": round(histogram_median(state.hist, SPEED_BIN_KN), 2),
             "max_speed_kn": self.cfg.max_speed_kn,
             "positions": state.n,
             "radius_m": round(state.radius_m),
             "derived_speed_share": round(state.derived / state.n, 3),
-            "distance_to_shore_m": _finite_or_none(geo.distance_to_shore_m(lat, lon)),
-            "distance_to_port_m": _finite_or_none(geo.distance_to_port_m(lat, lon)),
+            "distance_to_shore_m": finite_or_none(geo.distance_to_shore_m(lat, lon)),
+            "distance_to_port_m": finite_or_none(geo.distance_to_port_m(lat, lon)),
         }
+        with_thresholds(evidence, self._thresholds)
         confidence = 0.5 + 0.3 * saturating(duration, 2 * self.cfg.min_duration_s)
         confidence += 0.2 * saturating(state.n, 30) * (1 - state.derived / state.n * 0.5)
         severity: Severity = self.cfg.severity  # type: ignore[assignment]
@@ -197,18 +195,3 @@ class LoiteringDetector:
             evidence=evidence,
         )
         return emit(self.info, draft, state.revision, status)
-
-    @staticmethod
-    def _median(hist: list[int]) -> float:
-        total = sum(hist)
-        half = (total + 1) / 2
-        acc = 0
-        for i, count in enumerate(hist):
-            acc += count
-            if acc >= half:
-                return (i + 0.5) * SPEED_BIN_KN
-        return 0.0
-
-
-def _finite_or_none(value: float) -> float | None:
-    return round(value) if value != float("inf") else None

@@ -9,6 +9,7 @@ from typing import Any
 from detectors.air_landing import AirLandingConfig, AirLandingDetector
 from detectors.air_low_slow import AirLowSlowConfig, AirLowSlowDetector
 from detectors.air_orbit import AirOrbitConfig, AirOrbitDetector
+from detectors.air_sea_rendezvous import AirSeaRendezvousConfig, AirSeaRendezvousDetector
 from detectors.ais_gap import AisGapConfig, AisGapDetector
 from detectors.base import Environment, TrackDetector
 from detectors.cells import AreaDetector, PairDetector
@@ -50,6 +51,7 @@ class PairRegistration:
 PAIR_DETECTORS: dict[str, PairRegistration] = {
     "rendezvous": PairRegistration(RendezvousConfig, RendezvousDetector),
     "dark_rendezvous": PairRegistration(DarkRendezvousConfig, DarkRendezvousDetector, area=True),
+    "air_sea_rendezvous": PairRegistration(AirSeaRendezvousConfig, AirSeaRendezvousDetector),
 }
 
 

@@ -8,7 +8,17 @@ minutes, and the stream literature (RTEC) keeps rendezvous of a few minutes. See
 
 Run by :mod:`detectors.cell_engine` on time-slotted samples, so two vessels are compared at
 the same instants whatever their reporting rates. A slot *counts* for a pair when both are
-slower than ``max_speed_kn``, away from ports and shore, and within ``max_distance_m``.
+slower than ``max_speed_kn``, away from ports and shore, outside exclusion zones, neither
+reports a navigational status of ``excluded_nav_statuses``, and they are within
+``max_distance_m``.
+
+Anchorages. Ships waiting for a berth lie at anchor side by side off ports, often beyond the
+port and shore distances: the classic rendezvous false alarm. Two things keep them out: a
+vessel whose AIS navigational status says "at anchor" (1) or "moored" (5) is not a candidate,
+and analysts draw anchorage areas as ``role: exclusion`` polygons in ``config/zones/*.geojson``
+(:class:`detectors.cells.SeaCheck` honours them, as loitering and AIS gap do). The status is
+set by the crew, so a vessel could hide behind it; dark rendezvous keeps judging such vessels
+(a companion at anchor is still a companion), and ``excluded_nav_statuses = []`` turns it off.
 
 - A **run** is counted slots whose gaps are at most ``max_interp_gap_s`` (a short drop-out
   or drift apart stays part of the run); its close time is last − first slot.
@@ -30,7 +40,9 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from detectors.base import Environment
-from detectors.cells import Sample, SeaCheck, finite_or_none, is_ship_station
+from detectors.candidates import slow_vessel_at_sea
+from detectors.cells import Sample, SeaCheck, finite_or_none
+from detectors.evidence import histogram_median, threshold_values, with_thresholds
 from detectors.lifecycle import AlertDraft, emit, saturating
 from models.alert import Alert, AlertStatus, DetectorInfo, EntityRef, Severity
 from models.configuring import bounds, config_hash
@@ -42,6 +54,15 @@ DENSE_SLOTS = 3  # a slot is well sampled when both were interpolated over at mo
 # AIS ship types that work alongside other vessels for a living: towing (31, 32), pilot (50),
 # search and rescue (51), tug (52), port tender (53), law enforcement (55).
 SERVICE_SHIP_TYPES = (31, 32, 50, 51, 52, 53, 55)
+
+# AIS navigational statuses of a vessel that is not going anywhere: at anchor (1), moored (5).
+ANCHORED_NAV_STATUSES = (1, 5)
+
+# evidence["thresholds"]: the config values a pair's slots and episode are judged against
+THRESHOLDS = (
+    "max_distance_m", "min_duration_s", "max_median_speed_kn", "max_speed_kn", "merge_gap_s",
+    "max_interp_gap_s", "port_exclusion_m", "min_shore_distance_m",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -59,6 +80,7 @@ class RendezvousConfig:
     update_every_s: float = field(default=1800.0, metadata=bounds(60, 86400))
     ship_stations_only: bool = True
     exempt_ship_types: tuple[int, ...] = SERVICE_SHIP_TYPES
+    excluded_nav_statuses: tuple[int, ...] = ANCHORED_NAV_STATUSES
     severity: str = field(default="medium", metadata=bounds(choices=("low", "medium", "high")))
 
     def __post_init__(self) -> None:
@@ -112,21 +134,19 @@ class RendezvousDetector:
         self.memory_s = cfg.merge_gap_s
         self.speed_limit_kn = cfg.max_speed_kn
         self._exempt = frozenset(cfg.exempt_ship_types)
+        self._anchored = frozenset(cfg.excluded_nav_statuses)
         self._sea = SeaCheck(env, cfg.port_exclusion_m, cfg.min_shore_distance_m)
         self._speed_bins = int(cfg.max_speed_kn / SPEED_BIN_KN) + 1
         self._dist_bin_m = cfg.max_distance_m / DIST_BINS
         self._dense_gap_s = DENSE_SLOTS * cfg.slot_s
+        self._thresholds = threshold_values(cfg, THRESHOLDS)
 
     # --- protocol -------------------------------------------------------------------
     def accepts(self, s: Sample) -> bool:
+        if s.nav_status is not None and s.nav_status in self._anchored:
+            return False
         cfg = self.cfg
-        if s.etype != "vessel" or s.speed_kn is None or s.speed_kn > cfg.max_speed_kn:
-            return False
-        if cfg.ship_stations_only and not is_ship_station(s.eid):
-            return False
-        if s.ship_type is not None and s.ship_type in self._exempt:
-            return False
-        return not self._sea.excluded(s.key, s.lat, s.lon)
+        return slow_vessel_at_sea(s, cfg.max_speed_kn, cfg.ship_stations_only, self._exempt, self._sea)
 
     def observe(
         self, state: RendezvousState | None, a: Sample, b: Sample, distance_m: float
@@ -189,8 +209,8 @@ class RendezvousDetector:
         if state.revision == 0:
             if state.close_s < cfg.min_duration_s:
                 return []
-            limit = cfg.max_median_speed_kn
-            if _median(state.speed_a, SPEED_BIN_KN) > limit or _median(state.speed_b, SPEED_BIN_KN) > limit:
+            medians = (histogram_median(state.speed_a, SPEED_BIN_KN), histogram_median(state.speed_b, SPEED_BIN_KN))
+            if max(medians) > cfg.max_median_speed_kn:
                 return []
             return [self._revision(state, "open")]
         if state.last_ts - state.emitted_end >= cfg.update_every_s:
@@ -209,7 +229,7 @@ class RendezvousDetector:
         lat, lon = state.sum_lat / state.n, state.sum_lon / state.n
         geo = self.env.geography
         close_s = state.close_s
-        median_dist = _median(state.dist_hist, self._dist_bin_m)
+        median_dist = histogram_median(state.dist_hist, self._dist_bin_m)
         evidence = {
             "duration_s": round(state.last_ts - state.start_ts),
             "close_s": round(close_s),
@@ -217,8 +237,8 @@ class RendezvousDetector:
             "min_distance_m": round(state.min_dist_m, 1),
             "median_distance_m": round(median_dist),
             "median_speed_kn": {
-                state.a: round(_median(state.speed_a, SPEED_BIN_KN), 2),
-                state.b: round(_median(state.speed_b, SPEED_BIN_KN), 2),
+                state.a: round(histogram_median(state.speed_a, SPEED_BIN_KN), 2),
+                state.b: round(histogram_median(state.speed_b, SPEED_BIN_KN), 2),
             },
             "positions": 2 * state.n,
             "slots": state.n,
@@ -231,6 +251,7 @@ class RendezvousDetector:
             "distance_to_shore_m": finite_or_none(geo.distance_to_shore_m(lat, lon)),
             "distance_to_port_m": finite_or_none(geo.distance_to_port_m(lat, lon)),
         }
+        with_thresholds(evidence, self._thresholds)
         confidence = 0.4 + 0.3 * saturating(close_s, 2 * cfg.min_duration_s)
         confidence += 0.2 * (1.0 - min(1.0, median_dist / cfg.max_distance_m))
         confidence += 0.1 * state.dense / state.n
@@ -247,15 +268,3 @@ class RendezvousDetector:
             evidence=evidence,
         )
         return emit(self.info, draft, state.revision, status)
-
-
-def _median(hist: list[int], width: float) -> float:
-    """Median of a histogram of bins ``width`` wide (bin centre)."""
-    total = sum(hist)
-    half = (total + 1) / 2
-    acc = 0
-    for i, count in enumerate(hist):
-        acc += count
-        if acc >= half:
-            return (i + 0.5) * width
-    return 0.0

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from detectors.base import Environment, TrackContext
+from detectors.evidence import threshold_values, with_thresholds
 from detectors.lifecycle import AlertDraft, emit, saturating
 from models.alert import Alert, AlertStatus, DetectorInfo, EntityRef, Severity
 from models.configuring import bounds, config_hash
@@ -49,6 +50,12 @@ from models.geo import haversine_m
 from models.position import FLAG_IMPLAUSIBLE, FLAG_NEW_SEGMENT, Position
 from models.timeutil import to_iso
 from models.units import DEG_TO_RAD, M_PER_DEG_LAT
+
+# evidence["thresholds"]: the config values the evidence is judged against
+THRESHOLDS = (
+    "strong_jump_speed_kn", "alternation_ratio", "min_events", "window_s", "burst_s", "quiet_s", "land_margin_m",
+    "land_min_fixes",
+)  # fmt: skip
 
 SHIP_MMSI_MIN = 200_000_000
 SHIP_MMSI_MAX = 799_999_999
@@ -130,6 +137,7 @@ class SpoofingDetector:
         self.env = env
         self.info = DetectorInfo(self.name, self.version, config_hash(cfg))
         self._invalid = frozenset(cfg.invalid_mmsis)
+        self._thresholds = threshold_values(cfg, THRESHOLDS)
 
     # --- protocol -------------------------------------------------------------------
     def step(
@@ -343,6 +351,7 @@ class SpoofingDetector:
             "duration_s": round(state.end_ts - state.start_ts),
             "positions": [_public(e) for e in state.examples],
         }
+        with_thresholds(evidence, self._thresholds)
         draft = AlertDraft(
             kind="spoofing",
             entities=(EntityRef("vessel", state.entity_id),),

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from detectors.base import Environment, TrackContext
+from detectors.evidence import threshold_values, where, with_thresholds
 from detectors.lifecycle import AlertDraft, emit
 from models.alert import Alert, AlertStatus, DetectorInfo, EntityRef, Severity
 from models.configuring import bounds, config_hash
@@ -49,6 +50,9 @@ from models.position import FLAG_IMPLAUSIBLE, Position
 from models.timeutil import to_iso
 
 SEVERITIES = ("low", "medium", "high")
+# evidence["thresholds"]: these config values, then the zone's own filter values
+THRESHOLDS = ("leave_after_s", "visit_timeout_s")
+ZONE_THRESHOLDS = ("dark_entry_min_gap_s", "min_speed_kn", "max_speed_kn")
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,7 @@ class ZoneEntryDetector:
         basis = {"cfg": config_hash(cfg), "zones": {k: v.describe() for k, v in sorted(self.filters.items())}}
         digest = hashlib.blake2b(json.dumps(basis, sort_keys=True).encode(), digest_size=6).hexdigest()
         self.info = DetectorInfo(self.name, self.version, digest)
+        self._thresholds = threshold_values(cfg, THRESHOLDS)
 
     # --- protocol -------------------------------------------------------------------
     def step(
@@ -174,7 +179,7 @@ class ZoneEntryDetector:
                 visit.outside_since = None  # back inside before the exit was confirmed
             elif visit.outside_since is None:
                 visit.outside_since = fix.ts
-                visit.exit = _where(fix.ts, fix.lat, fix.lon, fix.speed_kn)
+                visit.exit = where(fix.ts, fix.lat, fix.lon, fix.speed_kn)
         alerts += self._close(state, lambda v: v.outside_since is not None and fix.ts >= self._exit_due(v), "left")
         for zone in names:
             if zone not in known:
@@ -277,7 +282,7 @@ class ZoneEntryDetector:
             "zone": visit.zone,
             "entry": visit.entry,
             "entry_gap_s": round(visit.entry_gap_s) if visit.entry_gap_s is not None else None,
-            "entry_position": _where(visit.entry_ts, visit.entry_lat, visit.entry_lon, visit.entry_speed_kn),
+            "entry_position": where(visit.entry_ts, visit.entry_lat, visit.entry_lon, visit.entry_speed_kn),
             "matched_at": to_iso(visit.matched_ts) if visit.matched_ts is not None else None,
             "speed_kn": visit.matched_speed_kn,
             "ship_type": visit.ship_type,
@@ -288,6 +293,8 @@ class ZoneEntryDetector:
         }
         if exit_kind == "left":
             evidence["exit_position"] = visit.exit
+        zone_values = {k: getattr(flt, k) for k in ZONE_THRESHOLDS if getattr(flt, k) is not None}
+        with_thresholds(evidence, self._thresholds, **zone_values)
         severity: Severity = flt.severity or self.cfg.severity  # type: ignore[assignment]
         confidence = 0.9 if visit.entry == "crossed" else 0.75
         draft = AlertDraft(
@@ -352,7 +359,3 @@ def _type_ranges(value: Any, key: str) -> tuple[tuple[int, int], ...]:
             raise ConfigError(key, f'{item!r} is not an AIS type code (0-255) or a range like "70-79"')
         out.append(lo_hi)
     return tuple(out)
-
-
-def _where(ts: float, lat: float, lon: float, speed_kn: float | None) -> dict[str, Any]:
-    return {"time": to_iso(ts), "lat": round(lat, 6), "lon": round(lon, 6), "speed_kn": speed_kn}

@@ -13,6 +13,7 @@ def wanted_topics(stream: StreamSettings) -> dict[str, int]:
     """Topic name -> partitions, for every topic ``feed`` and ``worker`` exchange data on."""
     t = stream.topics
     out = {name: t.partitions for name in t.position_topics()}
+    out[t.cells] = t.partitions  # the pairwise detectors' per-cell stage, co-partitioned
     out[t.alerts] = t.alert_partitions
     out.update({name: t.alert_partitions for name in stream.agency_topics().values()})
     out[t.dead_letter] = 1

@@ -27,8 +27,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from detectors.cell_slotting import EntityStage
 from models.errors import DecodeError
 from streams.app import Topology
+from streams.cell_agent import CellAgent, send_cells
+from streams.cell_partition import CellRouter, source_id
 from streams.partition_engine import PartitionEngine, Refused
 from streams.wire import (
     alert_value,
@@ -79,22 +82,24 @@ class Worker:
         self.slots: dict[Any, Slot] = {}  # TP -> Slot
         self.streams: dict[str, Any] = {}  # topic -> the agent's (manual-ack) stream
         self.counts: Counter[str] = Counter()
+        self.offsets: dict[Any, int] = {}  # TP -> offset of the last message processed (consumer lag)
+        # Cell state of a per-cell stage, when the worker runs one: its cells count as active
+        # (``Metrics.set_active``). Anything :func:`streams.metrics.count_cells` reads (``len()``
+        # or a ``cells`` mapping), e.g. a ``CellPartitionEngine``'s ``stage``; drop it on revoke.
+        self.cell_engines: list[Any] = []
+        self.cell_agent: CellAgent | None = None
         kafka = topo.stream.kafka
         self.flush_interval_s = kafka.flush_interval_s
         self.flush_records = kafka.flush_records
 
     # --- wiring -------------------------------------------------------------------------------
     def install(self) -> None:
-        from detectors.registry import build_pair_detectors
-
-        topo = self.topo
-        pair, area = build_pair_detectors(topo.settings.detectors, topo.env, str(topo.settings.path))
-        if pair or area:
-            names = ", ".join(sorted({str(getattr(d, "name", d)) for d in [*pair, *area]}))
-            log.warning("pairwise detectors (%s) are enabled but not run by the worker yet: use replay for them", names)
         app = self.topo.app
         for name, topic in self.topo.positions.items():
             app.agent(topic, name=f"positions-{name}")(self._positions_agent(name))
+        if self.topo.pairwise is not None:  # the per-cell stage of the pairwise detectors
+            self.cell_agent = CellAgent(self)
+            app.agent(self.topo.cells, name="cells")(self.cell_agent.agent)
         app.agent(self.topo.alerts, name="router")(self._router)
         app.timer(max(self.flush_interval_s, 1.0))(self._flush_idle)
         app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
@@ -105,6 +110,13 @@ class Worker:
         for tp in list(self.slots):
             if tp not in assigned:
                 del self.slots[tp]
+                if self.metrics is not None:
+                    self.metrics.forget_partition(tp.topic, tp.partition)
+        if self.cell_agent is not None:
+            self.cell_agent.revoke(assigned)
+        for tp in list(self.offsets):
+            if tp not in assigned:
+                del self.offsets[tp]
                 if self.metrics is not None:
                     self.metrics.forget_partition(tp.topic, tp.partition)
 
@@ -137,14 +149,20 @@ class Worker:
         slot = self.slots.get(tp)
         if slot is None:
             topo = self.topo
+            pw = topo.pairwise
+            partitions = topo.stream.topics.partitions
             engine = PartitionEngine(
                 topo.settings,
                 tp.partition,
-                topo.stream.topics.partitions,
+                partitions,
                 topo.entity_types[tp.topic],
                 topo.detectors,
                 topo.env,
+                slotting=None if pw is None else EntityStage(pw.pair, pw.area, pw.timing, pw.grid),
+                cells=None if pw is None else CellRouter(source_id(tp.topic, tp.partition), partitions),
             )
+            if self.metrics is not None:
+                self._time_steps(engine)
             table = topo.tables[tp.topic]
             engine.restore(list(table.data.items()))
             log.info(
@@ -189,6 +207,7 @@ class Worker:
             end = await self._push(msg, slot, event)
             if end or slot.engine.flush_due(self.flush_records) or self._interval_passed(slot):
                 await self._flush(msg.tp, slot)
+        self._processed(msg.tp, msg.offset)
 
     async def _push(self, msg: Any, slot: Slot, handle: Any) -> bool:
         """One message into its engine; publish alerts and dead letters. True at end of input."""
@@ -210,6 +229,7 @@ class Worker:
             await self.topo.alerts.send(
                 key=alert.id.encode(), value=alert_value(alert), headers=cloudevents_headers(alert)
             )
+        await send_cells(self.topo, out.cells)  # stage-1 notes of the pairwise detectors
         if self.metrics is not None:
             self._count(msg.topic, engine, out)
         return end
@@ -261,6 +281,39 @@ class Worker:
             m.observe_latency(now - alert.end_ts)
         m.set_watermark(engine.pipeline.watermark)
 
+    def _time_steps(self, engine: PartitionEngine) -> None:
+        """Time the engine's detector steps (one record each, no Kafka I/O): ``stage="track"``."""
+        from streams.metrics import metrics_config, step_timer
+
+        every = metrics_config(self.topo.settings).step_sample_every
+        pipeline = engine.pipeline
+        pipeline.push = step_timer(self.metrics, pipeline.push, every, "track")  # type: ignore[method-assign,assignment]
+
+    def _processed(self, tp: Any, offset: int) -> None:
+        """A message is done: the partition's consumer lag counts from the next one."""
+        if self.metrics is not None:
+            self.offsets[tp] = offset
+            self._report_lag(tp, offset)
+
+    def _report_lag(self, tp: Any, offset: int) -> None:
+        """Lag = highwater (the offset the next message written will get) - (``offset`` + 1).
+
+        The highwater is the consumer's, from its latest fetch response: no broker round trip.
+        """
+        try:
+            highwater = self.topo.app.consumer.highwater(tp)
+        except Exception:  # no longer assigned, or no consumer yet: nothing to report
+            return
+        if highwater is not None:
+            self.metrics.set_consumer_lag(tp.topic, tp.partition, highwater - offset - 1)
+
+    def _active(self) -> tuple[int, int]:
+        """Tracks held by every partition's engine, and cells held by the cell stage's engines."""
+        from streams.metrics import count_cells
+
+        tracks = sum(len(s.engine.pipeline.engine) for s in self.slots.values())
+        return tracks, sum(count_cells(c) for c in self.cell_engines)
+
     def _interval_passed(self, slot: Slot) -> bool:
         return time.monotonic() - slot.flushed_at >= self.flush_interval_s
 
@@ -288,12 +341,15 @@ class Worker:
         for handle in flush.acks:
             if handle is not None:  # None: a message read by a backfill, below the committed offset
                 await stream.ack(handle)
+        await send_cells(self.topo, flush.progress)  # every note up to the watermark went out before
         self.counts["flushes"] += 1
         if self.metrics is not None:
-            self.metrics.set_active(sum(len(s.engine.pipeline.engine) for s in self.slots.values()), 0)
+            self.metrics.set_active(*self._active())
 
     async def _flush_idle(self) -> None:
         """A partition that went quiet still gets its state written and its messages acked."""
+        for tp, offset in list(self.offsets.items()):  # lag grows while the agent waits, too
+            self._report_lag(tp, offset)
         for tp, slot in list(self.slots.items()):
             if slot.engine.idle() or not self._interval_passed(slot):
                 continue
@@ -302,12 +358,15 @@ class Worker:
                     await self._flush(tp, slot)
             except Exception:
                 log.exception("flush of %s failed", tp)
+        if self.cell_agent is not None:
+            await self.cell_agent.flush_idle()
 
     # --- router ---------------------------------------------------------------------------------
     async def _router(self, stream: Any) -> None:
         """alerts → alerts.<agency>, one copy per receiving agency; value and headers unchanged."""
         async for event in stream.events():
             msg = event.message
+            self._processed(msg.tp, msg.offset)  # routing one is quick: count it done from the start
             try:
                 alert = decode_alert(msg.value)
             except DecodeError as exc:

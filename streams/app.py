@@ -7,7 +7,10 @@ Topology (names from ``[topics]``)::
 
     positions.vessel ─┐  per-partition engine (streams.partition_engine): the replay pipeline,
     positions.air ────┤  track state in tables ``tracks-vessel`` / ``tracks-air`` (changelogs)
-                      ├─▶ alerts (key: alert id; CloudEvents headers) ─▶ router ─▶ alerts.<agency>
+                      ├─▶ cells (key: cell id; stage-1 notes of the pairwise detectors, and each
+                      │     partition's watermark) ─▶ per-cell engine (streams.cell_partition),
+                      │     state in table ``cells`` ─┐ (relays between cells partitions: cells)
+                      ├─▶ alerts (key: alert id; CloudEvents headers) ◀─┘ ─▶ router ─▶ alerts.<agency>
                       └─▶ deadletter (raw bytes; reason and origin in headers)
 """
 
@@ -19,7 +22,10 @@ from typing import Any
 import faust
 
 from detectors.base import Environment, TrackDetector
-from detectors.registry import build_track_detectors
+from detectors.cell_engine import check_radii, engine_timing
+from detectors.cell_timing import EngineTiming
+from detectors.cells import AreaDetector, Grid, PairDetector
+from detectors.registry import build_pair_detectors, build_track_detectors
 from models.settings import Settings
 from streams.topics import StreamSettings
 
@@ -70,6 +76,16 @@ def raw_topic(app: faust.App, name: str, partitions: int) -> Any:
 
 
 @dataclass
+class Pairwise:
+    """The pairwise detectors (rendezvous, …) and how the cell engine slots and partitions space."""
+
+    pair: list[PairDetector]
+    area: list[AreaDetector]
+    timing: EngineTiming
+    grid: Grid
+
+
+@dataclass
 class Topology:
     """The faust objects of one worker app."""
 
@@ -85,6 +101,9 @@ class Topology:
     alerts: Any
     agencies: dict[str, Any]  # agency -> faust topic
     dead_letter: Any
+    cells: Any = None  # faust topic of the per-cell stage (None: no pairwise detector enabled)
+    cell_table: Any = None  # its state (one snapshot per partition)
+    pairwise: Pairwise | None = None
 
     def agency_topic(self, agency: str) -> Any:
         topic = self.agencies.get(agency)
@@ -111,6 +130,14 @@ def build_topology(
     agencies = {a: raw_topic(app, name, t.alert_partitions) for a, name in stream.agency_topics().items()}
     dead_letter = raw_topic(app, t.dead_letter, 1)
     detectors = build_track_detectors(settings.detectors, env, str(settings.path))
-    return Topology(
+    topo = Topology(
         app, brokers, stream, settings, env, detectors, positions, entity_types, tables, alerts, agencies, dead_letter
     )
+    pair, area = build_pair_detectors(settings.detectors, env, str(settings.path))
+    if pair or area:
+        grid = Grid()
+        check_radii(pair, area, grid)
+        topo.pairwise = Pairwise(pair, area, engine_timing(pair), grid)
+        topo.cells = raw_topic(app, t.cells, t.partitions)
+        topo.cell_table = app.Table("cells", partitions=t.partitions, key_type=bytes, value_type=bytes)
+    return topo

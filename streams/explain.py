@@ -88,18 +88,20 @@ def threshold_checks(alert: Alert, cfg: Any = None) -> list[Check]:
     """Each evidence figure with the threshold it was compared with, in evidence order.
 
     Thresholds come from the evidence when the detector recorded them there (the values that
-    produced the alert), else from ``cfg`` (the detector's config object, current settings).
+    produced the alert: ``evidence["thresholds"]``, or beside the figures in older alerts), else
+    from ``cfg`` (the detector's config object, current settings).
     """
-    ev = alert.evidence
+    ev, recorded = _figures_and_thresholds(alert)
     conf = config_values(cfg)
     names = set(conf) if conf else {k for k in ev if k.startswith(("min_", "max_")) and _pairs(k, ev)}
+    names |= {k for k in recorded if k.startswith(("min_", "max_")) and _pairs(k, ev)}
     thresholds = sorted(k for k in names if k.startswith(("min_", "max_")))
     checks: list[Check] = []
     for fig, value in ev.items():
         if fig in names:
             continue  # a threshold recorded in the evidence, not a figure
         pairs: list[tuple[int, str, str]] = []  # (specificity, threshold key, comparison)
-        if fig in ALIASES and ALIASES[fig][0] in (names | set(ev)):
+        if fig in ALIASES and ALIASES[fig][0] in (names | set(ev) | set(recorded)):
             pairs.append((1000, *ALIASES[fig]))
         for t in thresholds:
             suffix = t[4:]
@@ -108,11 +110,18 @@ def threshold_checks(alert: Alert, cfg: Any = None) -> list[Check]:
         best = max((n for n, _, _ in pairs), default=0)
         pairs = [p for p in pairs if p[0] == best]  # the most specific name wins (median_speed_kn)
         for _, key, op in pairs:
-            from_ev = key in ev
-            checks.append(
-                Check(fig, value, op, key, ev[key] if from_ev else conf.get(key), "evidence" if from_ev else "config")
-            )
+            from_ev = key in recorded or key in ev
+            threshold = recorded.get(key, ev.get(key)) if from_ev else conf.get(key)
+            checks.append(Check(fig, value, op, key, threshold, "evidence" if from_ev else "config"))
     return checks
+
+
+def _figures_and_thresholds(alert: Alert) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The evidence without its ``thresholds`` entry, and that entry (empty when absent)."""
+    recorded = alert.evidence.get("thresholds")
+    if not isinstance(recorded, dict):
+        return alert.evidence, {}
+    return {k: v for k, v in alert.evidence.items() if k != "thresholds"}, recorded
 
 
 def _pairs(threshold: str, ev: Mapping[str, Any]) -> bool:
@@ -122,7 +131,7 @@ def _pairs(threshold: str, ev: Mapping[str, Any]) -> bool:
 
 def unchecked_evidence(alert: Alert, checks: Sequence[Check]) -> dict[str, Any]:
     used = {c.figure for c in checks} | {c.threshold_key for c in checks}
-    return {k: v for k, v in alert.evidence.items() if k not in used}
+    return {k: v for k, v in _figures_and_thresholds(alert)[0].items() if k not in used}
 
 
 # --- finding the alert and its track ---------------------------------------------------------------

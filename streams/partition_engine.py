@@ -45,13 +45,15 @@ from typing import Any
 import orjson
 
 from detectors import state_codec
-from detectors.base import Environment, TrackContext, TrackDetector
+from detectors.base import CellEngineLike, Environment, TrackContext, TrackDetector
+from detectors.cell_slotting import EntityStage, SlottingOnly
 from detectors.pipeline import Pipeline
 from detectors.track_engine import TrackKey
 from models.alert import Alert
 from models.errors import DecodeError
 from models.position import Position
 from models.settings import Settings
+from streams.cell_partition import CellMessage, CellRouter
 from streams.track_store import ChangeTracker, export_track, restore_track
 from streams.wire import Partitioner, Record, entity_key, entity_type, record_from_wire
 
@@ -76,6 +78,7 @@ class FrameOutcome:
     refused: list[Refused] = field(default_factory=list)
     records: int = 0  # records taken into the pipeline
     redelivered: bool = False
+    cells: list[CellMessage] = field(default_factory=list)  # stage-1 notes for the cells topic
 
 
 @dataclass(slots=True)
@@ -84,10 +87,11 @@ class Flush:
     acks: list[Any]  # handles of messages now safe to acknowledge, in offset order
     tracks_written: int = 0
     tracks_removed: int = 0
+    progress: list[CellMessage] = field(default_factory=list)  # the watermark, for every cells partition
 
 
 class NoCells:
-    """Pairwise detection off: the streaming shell runs it in its own stage, not per partition."""
+    """No pairwise detector enabled (when one is, stage 1 runs here and the rest per cell)."""
 
     def process(self, fix: Position, ctx: TrackContext) -> list[Alert]:
         return []
@@ -105,16 +109,26 @@ class PartitionEngine:
         entity_types: Sequence[str],
         detectors: Sequence[TrackDetector] | None = None,
         env: Environment | None = None,
+        slotting: EntityStage | None = None,
+        cells: CellRouter | None = None,
     ) -> None:
+        """``slotting`` (with ``cells``, numbering its notes for the cells topic): the stage 1
+        of the pairwise detectors, run here; without it, pairwise detection is off."""
         self.partition = partition
         self.entity_types = frozenset(entity_types)
-        self.pipeline = Pipeline(settings, env, detectors, cells=NoCells())
+        self.slotting = slotting
+        self.cell_router = cells
+        stage1: CellEngineLike = NoCells() if slotting is None else SlottingOnly(slotting)
+        self.pipeline = Pipeline(settings, env, detectors, cells=stage1)
+        self.ended = False  # saw the end of the input (the cells stage need not wait for it)
         self.detectors = self.pipeline.detectors
         self.changes = ChangeTracker(self.pipeline.engine, settings.pipeline.track_ttl_s)
         self.grace_s = settings.pipeline.grace_s
         self._partitioner = Partitioner(partitions)
         self._prefix = f"{partition}|".encode()
         self.checkpoint_key = f"{partition}#checkpoint".encode()
+        self._cells_keys = (self._cells_key("a"), self._cells_key("b"))
+        self._cells_slot = "b"  # the slot of the last stage-1 value written (the next one takes the other)
         self.counts: Counter[str] = Counter()
         self.released = NEG_INF  # every buffered record with event time <= this was processed
         self.last_offset = -1
@@ -184,6 +198,9 @@ class PartitionEngine:
             out.records += 1
         if end_of_input and not rebuild:
             out.alerts.extend(self._finish())
+            self.ended = True
+        if self.slotting is not None and self.slotting.outbox and self.cell_router is not None:
+            out.cells = self.cell_router.messages(self.slotting.drain())
         self.last_offset = offset
         self.records_since_flush += out.records
         self._track(offset, handle, newest if out.records else None, late)
@@ -347,13 +364,24 @@ class PartitionEngine:
             "max_ts": state_codec.encode(self.pipeline.buffer.max_ts),
             "late": sorted(self._late),
             "resume": self._order[0] if self._order else o + 1,  # re-read from here to rebuild this state
+            "end": self.ended,
         }
+        progress: list[CellMessage] = []
+        if self.slotting is not None and self.cell_router is not None:
+            # stage 1 of the pairwise detectors: one value, in the slot the last flush did not use
+            self._cells_slot = "b" if self._cells_slot == "a" else "a"
+            stage1 = {**tag, "stage": self.slotting.export(), "seqs": self.cell_router.seqs}
+            writes.append((self._cells_key(self._cells_slot), orjson.dumps(stage1)))
+            progress = self.cell_router.progress(self.released, self.ended)
         writes.append((self.checkpoint_key, orjson.dumps(checkpoint)))
         self.flushed_offset = o
         self.records_since_flush = 0
         self.counts["flushes"] += 1
         self.counts["tracks_written"] += len(changed)
-        return Flush(writes, acks, len(changed), len(removed))
+        return Flush(writes, acks, len(changed), len(removed), progress)
+
+    def _cells_key(self, slot: str) -> bytes:
+        return f"{self.partition}#cells|{slot}".encode()
 
     def _slot_key(self, key: TrackKey, slot: str) -> bytes:
         return self._prefix + f"{key[0]}|{key[1]}|{slot}".encode()
@@ -364,12 +392,13 @@ class PartitionEngine:
         return self._slot_key(key, slot)
 
     def owns(self, table_key: bytes) -> bool:
-        return table_key.startswith(self._prefix) or table_key == self.checkpoint_key
+        return table_key.startswith(self._prefix) or table_key in (self.checkpoint_key, *self._cells_keys)
 
     def restore(self, items: Iterable[tuple[bytes, bytes | None]]) -> None:
         """Load this partition's tracks and checkpoint (table items) into this new engine."""
         checkpoint: dict[str, Any] | None = None
         versions: dict[TrackKey, list[tuple[int, str, dict[str, Any]]]] = {}
+        stage1: dict[bytes, dict[str, Any]] = {}
         for kb, value in items:
             if value is None or not self.owns(kb):
                 continue
@@ -377,6 +406,9 @@ class PartitionEngine:
                 data = orjson.loads(value)
                 if kb == self.checkpoint_key:
                     checkpoint = data
+                    continue
+                if kb in self._cells_keys:
+                    stage1[kb] = data
                     continue
                 body, slot = kb[len(self._prefix) :].decode().rsplit("|", 1)
                 etype, ident = body.split("|", 1)
@@ -392,8 +424,29 @@ class PartitionEngine:
             self.released = self._restored_released = float(state_codec.decode(checkpoint["r"]))
             self.pipeline.buffer.max_ts = float(state_codec.decode(checkpoint["max_ts"]))
             self._restored_late = {(int(o), int(i)) for o, i in checkpoint.get("late", ())}
+            self.ended = bool(checkpoint.get("end", False))
         for key, found in versions.items():
             self._restore_one(key, found, c)
+        self._restore_stage1(stage1, c)
+
+    def _restore_stage1(self, found: dict[bytes, dict[str, Any]], c: int) -> None:
+        """Stage 1 of the pairwise detectors as of the checkpoint (written just before it)."""
+        if self.slotting is None or self.cell_router is None:
+            return
+        for kb, data in found.items():
+            if data.get("o") != c:
+                continue  # the other slot (older), or a flush whose checkpoint did not land
+            try:
+                self.slotting.restore(data["stage"])
+                self.cell_router.seqs = [int(n) for n in data["seqs"]]
+            except (DecodeError, KeyError, TypeError, ValueError):
+                self.counts["state_undecodable"] += 1
+                return
+            self._cells_slot = kb.decode().rsplit("|", 1)[1]
+            self.counts["stage1_restored"] += 1
+            return
+        if c >= 0:
+            self.counts["stage1_missing"] += 1
 
     def _restore_one(self, key: TrackKey, found: list[tuple[int, str, dict[str, Any]]], c: int) -> None:
         covered = [v for v in found if v[0] <= c]

@@ -48,6 +48,9 @@ class KafkaConfig:
     frame_linger_s: float = field(default=0.5, metadata=bounds(0, 60))  # live feeds: partial frames after this
     flush_interval_s: float = field(default=1.0, metadata=bounds(0, 600))  # worker: write changed state this often
     flush_records: int = field(default=50000, metadata=bounds(1, 10_000_000))  # … or after this many positions
+    # cells stage: a position partition silent this long (wall clock) stops holding the pairwise
+    # watermark back until it sends again (0: never; an unused partition then blocks pairwise alerts)
+    idle_source_s: float = field(default=300.0, metadata=bounds(0, 86400))
 
 
 @dataclass(frozen=True)

@@ -320,9 +320,9 @@ def test_state_is_plain_serialisable_data() -> None:
 def test_builder_follows_the_config(settings: Any) -> None:
     engine = build_cell_engine(settings.detectors, Environment())
     assert engine is not None
-    assert [d.name for d in engine.pair_detectors] == ["rendezvous"]
+    assert [d.name for d in engine.pair_detectors] == ["rendezvous", "air_sea_rendezvous"]
     assert [d.name for d in engine.area_detectors] == ["dark_rendezvous"]
-    off = {"rendezvous": {"enabled": False}, "dark_rendezvous": {"enabled": False}}
+    off = {name: {"enabled": False} for name in ("rendezvous", "dark_rendezvous", "air_sea_rendezvous")}
     assert build_cell_engine(off, Environment()) is None
     with pytest.raises(ValueError, match="exceeds the cell size"):
         CellEngine([Recorder(radius_m=20_000.0)])

@@ -157,6 +157,15 @@ def test_vessel_going_silent_near_a_loiterer(settings: Settings) -> None:
     assert final[0].evidence["form"] == "went_dark"
 
 
+def test_a_companion_at_anchor_still_counts(settings: Settings) -> None:
+    # Vessel–vessel rendezvous leaves out vessels reporting "at anchor" (AIS status 1); a
+    # vessel going silent beside one is still a dark rendezvous.
+    anchored = [replace(p, nav_status=1) for p in companion(T0 - 1200, T0 + 3600)]
+    final = final_revisions(run(merged(went_dark(), anchored, clock(T0 + 6 * 3600)), settings, Environment()))
+    assert [ids(a) for a in final] == [["367000001", "367000002"]]
+    assert final[0].start_ts == T0
+
+
 def test_reappearing_where_another_loitered_during_the_gap(settings: Settings) -> None:
     # D is last seen 18 km east at 10:00Z, silent for 2 h, and reappears 400 m from C, who
     # loitered there from 09:00Z to 13:00Z. Nothing near where D went silent.
@@ -273,3 +282,20 @@ def test_a_second_silence_replaces_an_unfinished_one(settings: Settings) -> None
     final = final_revisions(run(records, settings, Environment(), engine(Environment(), **cfg)))
     assert [a.start_ts for a in final] == [T0, T0 + 3 * 3600]
     assert final[0].status == "closed" and final[0].evidence["still_dark"] is True
+
+
+def test_another_pair_detector_in_the_engine_changes_nothing(settings: Settings) -> None:
+    # The companion's speed alternates every minute between 1 kn (slow: logged) and 3.5 kn:
+    # too fast for dark_rendezvous but built as samples for a rendezvous detector taking up to
+    # 6 kn. Those samples must not use up dark_rendezvous's log steps: same alerts either way.
+    comp = [replace(p, speed_kn=1.0 if int(p.ts // 60) % 2 else 3.5) for p in companion(T0 - 1200, T0 + 3600)]
+    records = merged(went_dark(), comp, clock(T0 + 6 * 3600))
+    env = Environment()
+    alone = run(records, settings, env)
+    both = CellEngine(
+        [RendezvousDetector(RendezvousConfig(max_speed_kn=6.0), env)],
+        [DarkRendezvousDetector(DarkRendezvousConfig(), env)],
+    )
+    beside = run(records, settings, env, cells=both)
+    assert alone, "the scenario yields a dark rendezvous"
+    assert [a.to_wire() for a in beside] == [a.to_wire() for a in alone]

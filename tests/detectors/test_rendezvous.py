@@ -156,24 +156,29 @@ def test_new_york_harbour_does_not_flood_rendezvous(
     settings: Settings, geography: ReferenceGeography, shared_data: Path
 ) -> None:
     # 229 pairs come within 100 m in the first hour (104 of them for 20 min or more), 419 in
-    # the week: tugs with tows, ferries, moored ships. Port and shore exclusion leave one
-    # alert in the first hour: the Sandy Hook pilot station vessel NEW JERSEY (367008110, at
-    # anchor) with its launch PHANTOM (367726830), 14 km offshore. Nothing in the week.
+    # the week: tugs with tows, ferries, moored ships. Port and shore exclusion leave one pair
+    # in the first hour: the Sandy Hook pilot station vessel NEW JERSEY (367008110) with its
+    # launch PHANTOM (367726830), 14 km offshore; NEW JERSEY reports AIS status 1 (at anchor),
+    # so the status exclusion leaves no alert at all. Nothing in the week (positions only, no
+    # status: port and shore exclusion alone).
     env = Environment(geography=geography)
     hour = shared_data / "ais" / "nyharbor_2020-06-30_first_hour.csv.gz"
     week = shared_data / "ais" / "nyharbor_2020-12-01_to_07.csv.gz"
     hour_alerts = rendezvous(real_items(hour), settings, env)
     week_alerts = rendezvous(real_items(week), settings, env)
-    assert [ids(a) for a in hour_alerts] == [["367008110", "367726830"]]
+    assert hour_alerts == []
     assert week_alerts == []
-    per_1000_hour = 1000 * len(hour_alerts) / vessel_hours(hour)  # 258 vessel-hours
+    per_1000_hour = 1000 * (len(hour_alerts) + 1) / vessel_hours(hour)  # 258 vessel-hours; +1: an upper bound
     per_1000_week = 1000 * (len(week_alerts) + 1) / vessel_hours(week)  # 4,569 vessel-hours; +1: an upper bound
-    assert per_1000_hour <= 4.0  # reached: 3.9 per 1,000 vessel-hours (1 alert)
+    assert per_1000_hour <= 4.0  # reached: 0 alerts (< 3.9 per 1,000 vessel-hours; 1 alert before the status rule)
     assert per_1000_week <= 0.25  # reached: 0 alerts (< 0.22 per 1,000 vessel-hours)
-    # A pilot station is a place: declared as an exclusion zone, it stops alerting.
+    # Without the status rule the pilot station pair is reported; a pilot station is a place:
+    # declared as an exclusion zone (as an analyst draws an anchorage), it stops alerting.
+    no_status = rendezvous(real_items(hour), settings, env, engine(env, excluded_nav_statuses=()))
+    assert [ids(a) for a in no_status] == [["367008110", "367726830"]]
     station = Zone("sandy-hook-pilot-station", "exclusion", box(-73.83, 40.43, -73.80, 40.46))
     zoned = Environment(zones=ZoneIndex([station]), geography=geography)
-    assert rendezvous(real_items(hour), settings, zoned) == []
+    assert rendezvous(real_items(hour), settings, zoned, engine(zoned, excluded_nav_statuses=())) == []
 
 
 # ----------------------------------------------------------------------- synthetic rules
@@ -234,6 +239,29 @@ def test_service_craft_and_non_ship_stations_are_not_paired(settings: Settings) 
     assert rendezvous(buoy, settings, Environment()) == []
 
 
+def test_vessels_reporting_at_anchor_or_moored_are_not_paired(settings: Settings) -> None:
+    # Ships waiting for a berth lie at anchor side by side off ports: AIS status 1 (at anchor)
+    # or 5 (moored) of either vessel keeps the pair out; any other status does not.
+    def with_status(status: int | None, mmsi: str = "367000002") -> list[Position]:
+        return [replace(p, nav_status=status) if p.entity_id == mmsi else p for p in meeting()]
+
+    env = Environment()
+    assert rendezvous(with_status(1), settings, env) == []
+    assert rendezvous(with_status(5, "367000001"), settings, env) == []
+    for status in (None, 0, 7, 15):  # unknown, under way using engine, engaged in fishing, undefined
+        assert [ids(a) for a in rendezvous(with_status(status), settings, env)] == [["367000001", "367000002"]]
+    # The exclusion is configurable, and the status is judged per slot: a pair that anchors
+    # half-way through is reported for the part before (shorter than the whole meeting).
+    (kept,) = rendezvous(with_status(1), settings, env, engine(env, excluded_nav_statuses=()))
+    assert kept.start_ts == pytest.approx(T0, abs=MIN)
+    late = T0 + 20 * MIN
+    anchored_later = [
+        replace(p, nav_status=1) if p.entity_id == "367000002" and p.ts >= late else p for p in meeting(minutes=40)
+    ]
+    (before,) = rendezvous(anchored_later, settings, env)
+    assert before.end_ts == pytest.approx(late, abs=5 * MIN) and before.end_ts < kept.end_ts - 10 * MIN
+
+
 def test_a_with_b_is_the_same_alert_as_b_with_a(settings: Settings) -> None:
     track = meeting(every_a=7, every_b=45)
     swapped_ids = {"367000001": "367000002", "367000002": "367000001"}
@@ -273,6 +301,25 @@ def test_two_meetings_far_apart_in_time_are_two_alerts(settings: Settings) -> No
 def test_reordering_within_the_grace_period_never_changes_the_alerts(
     settings: Settings, minutes: int, every_a: int, every_b: int, seed: int
 ) -> None:
+    assert_reordering_keeps_the_alerts(settings, minutes, every_a, every_b, seed)
+
+
+# Reported once as a failure of the property above (minutes=16, every_b=240; the other draws
+# unknown). A 16-minute meeting sampled every 4 min is close to the 15-minute minimum: at the
+# edge where a slot counted or not would decide the alert. Every reporting rate of A that is
+# odd (ties with B's odd seconds), even, or on the slot boundaries, in several arrival orders.
+@pytest.mark.parametrize("every_a", [2, 7, 13, 45, 59, 60])
+@pytest.mark.parametrize("seed", [0, 1, 2**32 - 1])
+def test_sixteen_minute_meeting_sampled_every_four_minutes(settings: Settings, every_a: int, seed: int) -> None:
+    assert_reordering_keeps_the_alerts(settings, 16, every_a, 240, seed)
+    final = rendezvous(meeting(minutes=16, every_a=every_a, every_b=240), settings, Environment())
+    assert [ids(a) for a in final] == [["367000001", "367000002"]]
+    assert final[0].start_ts == pytest.approx(T0, abs=MIN)
+    assert final[0].end_ts == pytest.approx(T0 + 17 * MIN, abs=MIN)  # B's last slow, close slot
+    assert final[0].evidence["close_s"] >= RendezvousConfig().min_duration_s
+
+
+def assert_reordering_keeps_the_alerts(settings: Settings, minutes: int, every_a: int, every_b: int, seed: int) -> None:
     def track() -> list[Position]:  # fresh objects: the cleaner annotates fixes in place
         return meeting(minutes=minutes, every_a=every_a, every_b=every_b)
 

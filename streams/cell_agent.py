@@ -1,0 +1,275 @@
+"""The worker's per-cell stage: one :class:`CellPartitionEngine` per assigned ``cells`` partition.
+
+Same discipline as the position partitions (:mod:`streams.agents`): a message is
+acknowledged only after a snapshot covering it was written to the ``cells`` table (after the
+producer flush that delivers the alerts and relays it caused), so a committed offset is always
+covered by a durable snapshot. A restored partition reads on from the snapshot's offset; if
+the group's committed offset is later (a table read short), the messages in between are read
+first with a plain consumer, so none is skipped. Snapshots are compressed (``z`` + zlib).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from detectors.routing import Router
+from models.alert import Alert
+from models.errors import DecodeError
+from streams.cell_partition import CellMessage, CellPartitionEngine, source_id
+from streams.wire import alert_value, cloudevents_headers
+
+if TYPE_CHECKING:
+    from streams.agents import Worker
+
+
+class BackfillError(Exception):
+    """Messages a restored partition needs could not be read (the broker did not serve them)."""
+
+
+log = logging.getLogger("vigiamar.worker")
+
+
+@dataclass
+class CellSlot:
+    engine: CellPartitionEngine
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    flushed_at: float = field(default_factory=time.monotonic)
+    handles: list[Any] = field(default_factory=list)  # messages applied since the last snapshot
+    fresh: bool = True  # restored, no message taken yet
+
+
+def encode_snapshot(data: dict[str, Any]) -> bytes:
+    return b"z" + zlib.compress(orjson.dumps(data), 1)
+
+
+def decode_snapshot(value: bytes) -> dict[str, Any]:
+    raw = zlib.decompress(value[1:]) if value[:1] == b"z" else value
+    data = orjson.loads(raw)
+    if not isinstance(data, dict):
+        raise DecodeError("bad_state", "snapshot is not an object")
+    return data
+
+
+class CellAgent:
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.topo = worker.topo
+        self.slots: dict[Any, CellSlot] = {}
+        self.stream: Any = None
+        self.router = Router.from_settings(self.topo.settings)
+        t = self.topo.stream.topics
+        self.sources = [source_id(name, p) for name in t.position_topics() for p in range(t.partitions)]
+
+    async def agent(self, stream: Any) -> None:
+        manual = stream.noack()
+        self.stream = manual
+        async for event in manual.events():
+            try:
+                await self.on_message(event)
+            except Exception as exc:  # a bug must not stop the partition: dead-letter, go on
+                msg = event.message
+                log.error("cells message %s:%s failed", msg.tp, msg.offset, exc_info=exc)
+                slot = self.slots.get(msg.tp)
+                if slot is not None:
+                    slot.handles.append(event)
+                try:
+                    await self.worker._dead_letter(msg, "internal_error", repr(exc))
+                except Exception:
+                    log.exception("could not dead-letter %s:%s", msg.tp, msg.offset)
+
+    def _key(self, partition: int) -> bytes:
+        return f"{partition}#cells".encode()
+
+    def _slot(self, tp: Any) -> CellSlot:
+        slot = self.slots.get(tp)
+        if slot is None:
+            pw = self.topo.pairwise
+            assert pw is not None
+            t = self.topo.stream.topics
+            engine = CellPartitionEngine(
+                pw.pair, pw.area, pw.timing, pw.grid, tp.partition, t.partitions, self.sources, self._route,
+                idle_source_s=self.topo.stream.kafka.idle_source_s,
+            )
+            value = self.topo.cell_table.data.get(self._key(tp.partition))
+            if value is not None:
+                try:
+                    engine.restore(decode_snapshot(value))
+                except (DecodeError, ValueError, zlib.error) as exc:
+                    log.error("cells partition %s: snapshot unreadable (%s), starting empty", tp, exc)
+                    engine = CellPartitionEngine(
+                        pw.pair, pw.area, pw.timing, pw.grid, tp.partition, t.partitions, self.sources, self._route,
+                        idle_source_s=self.topo.stream.kafka.idle_source_s,
+                    )
+            log.info(
+                "cells partition %s: %d cells restored, snapshot at offset %d",
+                tp,
+                len(engine.stage.cells),
+                engine.last_offset,
+            )
+            slot = self.slots[tp] = CellSlot(engine)
+            self.worker.cell_engines.append(engine.stage)
+        return slot
+
+    def _route(self, alert: Alert) -> Alert:
+        return self.router.route(alert)
+
+    def revoke(self, assigned: Any) -> None:
+        for tp in list(self.slots):
+            if tp not in assigned:
+                stage = self.slots.pop(tp).engine.stage
+                self.worker.cell_engines = [c for c in self.worker.cell_engines if c is not stage]
+
+    async def on_message(self, event: Any) -> None:
+        msg = event.message
+        if self.worker._stale(msg):
+            self.worker.counts["stale"] += 1
+            return
+        slot = self._slot(msg.tp)
+        async with slot.lock:
+            if slot.fresh:
+                start = slot.engine.resume_offset
+                if msg.offset > start:
+                    try:
+                        await self._backfill(msg.tp, slot, start, msg.offset)
+                    except BackfillError as exc:  # start over with the next message, as position partitions do
+                        log.error("%s; will retry with the next message", exc)
+                        self.revoke({t for t in self.slots if t != msg.tp})
+                        return
+                slot.fresh = False
+            await self._push(msg.tp, msg.offset, msg.value, slot)
+            slot.handles.append(event)
+            if time.monotonic() - slot.flushed_at >= self.worker.flush_interval_s:
+                await self.flush(msg.tp, slot)
+
+    async def _push(self, tp: Any, offset: int, value: bytes | None, slot: CellSlot) -> None:
+        engine = slot.engine
+        if offset <= engine.last_offset:
+            return  # read again after a rebalance that kept this partition
+        try:
+            alerts, relays = engine.push(offset, orjson.loads(value or b"null"))
+        except (DecodeError, orjson.JSONDecodeError) as exc:
+            engine.last_offset = max(engine.last_offset, offset)
+            reason = exc.reason if isinstance(exc, DecodeError) else "bad_json"
+            await self.worker._dead_letter(_Raw(tp, offset, value), reason, str(exc))
+            return
+        await self._publish(alerts, relays)
+
+    async def _publish(self, alerts: list[Alert], relays: list[CellMessage]) -> None:
+        """Alerts to the alerts topic; relays to the cells topic (the durable copy) and straight
+        to the cells partitions this worker holds, which may be waiting for them."""
+        for alert in alerts:
+            await self.topo.alerts.send(
+                key=alert.id.encode(), value=alert_value(alert), headers=cloudevents_headers(alert)
+            )
+            if self.worker.metrics is not None:
+                self.worker.metrics.alert(alert)
+        await send_cells(self.topo, relays)
+        local = {tp.partition: slot for tp, slot in self.slots.items()}
+        for partition, _, value in relays:
+            slot = local.get(partition)
+            if slot is not None and not slot.fresh:
+                await self._publish(*slot.engine.deliver(value))
+
+    async def flush(self, tp: Any, slot: CellSlot) -> None:
+        """Snapshot (after the alerts and relays it covers are delivered), then acknowledge."""
+        if self.slots.get(tp) is not slot:
+            return
+        slot.flushed_at = time.monotonic()
+        if slot.engine.idle() and not slot.handles:
+            return
+        value = encode_snapshot(slot.engine.snapshot())
+        await self.topo.app.producer.flush()
+        table = self.topo.cell_table
+        key = self._key(tp.partition)
+        await table.changelog_topic.send(
+            key=key, value=value, partition=tp.partition, key_serializer="raw", value_serializer="raw"
+        )
+        table.data[key] = value
+        handles, slot.handles = slot.handles, []
+        for handle in handles:
+            await self.stream.ack(handle)
+        self.worker.counts["cell_flushes"] += 1
+        stage = slot.engine.stage
+        log.debug(
+            "cells partition %s: offset %d, watermark %s, horizon %s%s, %d cells",
+            tp.partition,
+            slot.engine.last_offset,
+            slot.engine.watermark,
+            stage.horizon,
+            " (waiting for a relay)" if stage.waiting else "",
+            len(stage.cells),
+        )
+
+    async def flush_idle(self) -> None:
+        for tp, slot in list(self.slots.items()):
+            if not slot.handles or time.monotonic() - slot.flushed_at < self.worker.flush_interval_s:
+                continue
+            try:
+                async with slot.lock:
+                    await self.flush(tp, slot)
+            except Exception:
+                log.exception("flush of %s failed", tp)
+
+    async def _backfill(self, tp: Any, slot: CellSlot, start: int, stop: int) -> None:
+        log.warning("cells partition %s: reading offsets %d-%d first (state snapshot is older)", tp, start, stop - 1)
+        async for offset, value in read_range(self.topo.brokers, tp, start, stop):
+            await self._push(tp, offset, value, slot)
+
+
+@dataclass
+class _Raw:
+    """Enough of a message for a dead letter."""
+
+    tp: Any
+    offset: int
+    value: bytes | None
+    key: bytes | None = None
+
+    @property
+    def topic(self) -> str:
+        return str(self.tp.topic)
+
+    @property
+    def partition(self) -> int:
+        return int(self.tp.partition)
+
+
+async def send_cells(topo: Any, messages: list[CellMessage]) -> None:
+    for partition, key, value in messages:
+        await topo.cells.send(key=key or None, value=orjson.dumps(value), partition=partition)
+
+
+async def read_range(brokers: str, tp: Any, start: int, stop: int, timeout_s: float = 60.0) -> AsyncIterator[Any]:
+    """(offset, value) of messages ``start`` … ``stop - 1`` of one partition, with a plain consumer."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=brokers.split(","), enable_auto_commit=False, group_id=None, auto_offset_reset="earliest"
+    )
+    deadline = time.monotonic() + timeout_s
+    await consumer.start()
+    try:
+        part = TopicPartition(tp.topic, tp.partition)
+        consumer.assign([part])
+        consumer.seek(part, start)
+        offset = start
+        while offset < stop:
+            if time.monotonic() > deadline:
+                raise BackfillError(f"{tp}: offsets {offset}-{stop - 1} not readable in {timeout_s} s")
+            batch = await consumer.getmany(part, timeout_ms=500)
+            for message in batch.get(part, []):
+                if message.offset >= stop:
+                    return
+                if message.offset >= start:
+                    yield message.offset, message.value
+                offset = max(offset, message.offset + 1)
+    finally:
+        await consumer.stop()

@@ -1,0 +1,239 @@
+"""The ``cells`` topic: stage-1 notes out of position partitions, one partition's per-cell stage. No I/O.
+
+**Out of a position partition** (:class:`CellRouter`). The notes of the partition's
+:class:`~detectors.cell_slotting.EntityStage` are numbered (per source, the position topic
+and partition, and per cells partition they go to) and grouped into one message per
+``cells`` partition that holds one of the cells a note names (key: the first such cell,
+:func:`~detectors.cells.cell_key`). After each
+state flush the partition sends every ``cells`` partition its *progress*: its watermark, up to
+which it has sent every note (``done`` once it saw the end of the input). The numbering is
+part of the partition's checkpoint, so a partition read again from its checkpoint sends the
+same notes with the same numbers.
+
+**One cells partition** (:class:`CellPartitionEngine`). Its
+:class:`~detectors.cell_stage.CellStage` holds the cells that hash to it. Its watermark is the
+minimum of the progress of every position partition (of both position topics) not yet done,
+or the largest once all are: no slot is compared while a partition may still send samples for
+it. A partition not heard from for ``idle_source_s`` of the worker's clock (an air topic with
+no aircraft, a receiver that stopped) is left out of that minimum until it sends again, as
+Flink's source idleness does: otherwise one unused partition would hold every pairwise alert
+back for ever. What it sends after being left out may then be behind the cells' horizon and
+is counted as late (``late_samples``). Only the shell's clock decides idleness; detectors
+still see event time only. Notes already applied (same source and number) are skipped, so a note sent twice (a
+position partition read again after a restart) counts once. Relays to other cells partitions
+go out the same way, numbered per cells partition; a worker also hands a relay straight to
+a cells partition it holds (:meth:`CellPartitionEngine.deliver`), without waiting for the
+topic to bring it (the copy in the topic, read later, is then skipped).
+
+**Checkpoints.** :meth:`CellPartitionEngine.snapshot` is the whole partition state as one
+value with ``o``, the offset of the last message applied; a restarted partition loads it
+and reads on from ``o + 1``. Messages after it are applied again from exactly that state,
+so their alerts and relays come again with the same ids, revisions and numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from detectors import state_codec
+from detectors.cell_records import Note, note_from_wire
+from detectors.cell_stage import CellStage
+from detectors.cell_timing import EngineTiming
+from detectors.cells import AreaDetector, Grid, PairDetector, cell_key
+from models.alert import Alert
+from models.errors import DecodeError
+from streams.wire import Partitioner
+
+CellMessage = tuple[int, bytes, dict[str, Any]]  # (cells partition, key, value)
+
+
+def source_id(topic: str, partition: int) -> str:
+    return f"{topic}/{partition}"
+
+
+class CellRouter:
+    """Notes → one message per ``cells`` partition, numbered per source."""
+
+    def __init__(self, source: str, partitions: int) -> None:
+        self.source = source
+        self.partitions = partitions
+        self.seqs = [0] * partitions  # per cells partition: the number of the last note sent there
+        self._partitioner = Partitioner(partitions)
+
+    def partition_of(self, cell_id: int) -> int:
+        return self._partitioner(cell_key(cell_id))
+
+    def messages(self, notes: Iterable[Note]) -> list[CellMessage]:
+        groups: dict[int, tuple[bytes, list[Any]]] = {}
+        seqs = self.seqs
+        for note in notes:
+            wire: Any = None
+            seen: set[int] = set()
+            for cid in note.cells():
+                p = self.partition_of(cid)
+                if p in seen:
+                    continue
+                seen.add(p)
+                if wire is None:
+                    wire = note.to_wire()
+                group = groups.get(p)
+                if group is None:
+                    group = groups[p] = (cell_key(cid).encode(), [])
+                seqs[p] += 1
+                group[1].append([seqs[p], wire])
+        return [(p, key, {"src": self.source, "notes": items}) for p, (key, items) in groups.items()]
+
+    def progress(self, watermark: float, done: bool) -> list[CellMessage]:
+        """The source's watermark, for every ``cells`` partition."""
+        value = {"src": self.source, "wm": state_codec.encode(watermark), "done": done}
+        return [(p, b"", value) for p in range(self.partitions)]
+
+
+class CellPartitionEngine:
+    def __init__(
+        self,
+        pair_detectors: Sequence[PairDetector],
+        area_detectors: Sequence[AreaDetector],
+        timing: EngineTiming,
+        grid: Grid,
+        partition: int,
+        partitions: int,
+        sources: Iterable[str],
+        route: Callable[[Alert], Alert] | None = None,
+        idle_source_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.partition = partition
+        self.route = route
+        self.router = CellRouter(f"cells/{partition}", partitions)
+        self.stage = CellStage(pair_detectors, area_detectors, timing, grid, owns=self._owns)
+        self.marks: dict[str, float] = dict.fromkeys(sources, -math.inf)
+        self.idle_source_s = idle_source_s
+        self.clock = clock
+        started = clock()
+        self.heard: dict[str, float] = dict.fromkeys(self.marks, started)  # clock time of its last message
+        self.done: set[str] = set()
+        self.applied: dict[str, int] = {}  # per source: every note up to this number was applied
+        self.ahead: dict[str, set[int]] = {}  # per source: later ones applied (relays handed over directly)
+        self.counts: Counter[str] = Counter()
+        self.last_offset = -1
+        self.flushed_offset = -1
+        self._owned: dict[int, bool] = {}
+
+    def _owns(self, cell_id: int) -> bool:
+        mine = self._owned.get(cell_id)
+        if mine is None:
+            if len(self._owned) > 1_000_000:
+                self._owned.clear()
+            mine = self._owned[cell_id] = self.router.partition_of(cell_id) == self.partition
+        return mine
+
+    @property
+    def watermark(self) -> float:
+        """No position partition still sending is behind it."""
+        waiting = [s for s in self.marks if s not in self.done]
+        if waiting and self.idle_source_s > 0:
+            since = self.clock() - self.idle_source_s
+            active = [s for s in waiting if self.heard.get(s, since) > since]
+            if len(active) < len(waiting):
+                self.counts["idle_sources"] = len(waiting) - len(active)
+                waiting = active
+        if waiting:
+            return min(self.marks[s] for s in waiting)
+        return max(self.marks.values(), default=-math.inf)
+
+    def push(self, offset: int, value: Any) -> tuple[list[Alert], list[CellMessage]]:
+        """One message of the cells topic (decoded JSON); alerts and relays it causes.
+
+        Raises :class:`DecodeError` for a message that is not one (nothing of it applied).
+        """
+        if offset <= self.last_offset:
+            self.counts["redelivered"] += 1
+            return [], []
+        self.last_offset = offset
+        return self.deliver(value)
+
+    def deliver(self, value: Any) -> tuple[list[Alert], list[CellMessage]]:
+        """A message's notes and watermark, whether read from the topic or handed over directly
+        by a cells partition of the same worker (its copy in the topic is skipped when read)."""
+        try:
+            src = str(value["src"])
+            notes = [(int(seq), note_from_wire(w)) for seq, w in value.get("notes", ())]
+            wm = float(state_codec.decode(value["wm"])) if "wm" in value else None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DecodeError("bad_cell_message", repr(exc)) from exc
+        self.heard[src] = self.clock()
+        stage = self.stage
+        for seq, note in notes:
+            if self._seen(src, seq):
+                self.counts["duplicate_notes"] += 1
+                continue
+            stage.take(note)
+        self.counts["notes"] += len(notes)
+        if wm is not None:
+            if wm > self.marks.get(src, -math.inf):
+                self.marks[src] = wm
+            if value.get("done"):
+                self.done.add(src)
+        alerts = stage.advance(self.watermark)
+        if alerts and self.route is not None:
+            alerts = [self.route(a) for a in alerts]
+        return alerts, self.router.messages(stage.drain())
+
+    def _seen(self, src: str, seq: int) -> bool:
+        """Whether note ``seq`` of ``src`` was applied already; marks it applied if not."""
+        last = self.applied.get(src, 0)
+        ahead = self.ahead.get(src)
+        if seq <= last or (ahead is not None and seq in ahead):
+            return True
+        if seq != last + 1:
+            self.ahead.setdefault(src, set()).add(seq)
+            return False
+        last = seq
+        while ahead and last + 1 in ahead:
+            last += 1
+            ahead.discard(last)
+        if ahead is not None and not ahead:
+            del self.ahead[src]
+        self.applied[src] = last
+        return False
+
+    # --- checkpoints ----------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        self.flushed_offset = self.last_offset
+        return {
+            "o": self.last_offset,
+            "stage": self.stage.export(),
+            "marks": {s: state_codec.encode(m) for s, m in self.marks.items()},
+            "done": sorted(self.done),
+            "applied": self.applied,
+            "ahead": {s: sorted(a) for s, a in self.ahead.items()},
+            "seqs": self.router.seqs,
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Load a snapshot into this new engine. Raises DecodeError."""
+        try:
+            self.stage.restore(data["stage"])
+            for s, m in data.get("marks", {}).items():
+                self.marks[str(s)] = float(state_codec.decode(m))
+            self.done = {str(s) for s in data.get("done", ())}
+            self.applied = {str(s): int(n) for s, n in data.get("applied", {}).items()}
+            self.ahead = {str(s): {int(n) for n in a} for s, a in data.get("ahead", {}).items()}
+            self.router.seqs = [int(n) for n in data["seqs"]]
+            self.last_offset = self.flushed_offset = int(data["o"])
+            now = self.clock()
+            self.heard = dict.fromkeys(self.marks, now)  # idleness is counted from the restart
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DecodeError("bad_state", repr(exc)) from exc
+
+    @property
+    def resume_offset(self) -> int:
+        return self.last_offset + 1
+
+    def idle(self) -> bool:
+        return self.last_offset == self.flushed_offset

@@ -1,0 +1,226 @@
+"""The cell engine split over partitions: stage 1 per position partition, stage 2 per cells partition.
+
+Messages go through their wire form (orjson) into per-partition logs, read at uneven paces,
+with cells partitions restarted from their snapshots: the pairwise alerts must be exactly
+those of the in-process engine (every revision, whole records).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterable
+from contextlib import ExitStack
+from typing import Any
+
+import orjson
+import pytest
+
+from detectors.base import Environment
+from detectors.cell_engine import build_cell_engine
+from detectors.cell_slotting import EntityStage, SlottingOnly
+from detectors.pipeline import Pipeline
+from detectors.routing import Router
+from models.alert import Alert
+from models.position import Position, Reject, VesselStatic
+from models.settings import Settings
+from streams.cell_partition import CellMessage, CellPartitionEngine, CellRouter, source_id
+from streams.cli import load_environment
+from streams.embedded import RunReport, merged_items
+from streams.wire import Partitioner, entity_key
+from tests.conftest import REPO
+from tests.detectors.test_cell_engine import T0, destination, fixes, merged
+
+SAMPLE = REPO / "data" / "samples" / "virginia_beach_2020-06-04_to_06.csv.gz"
+PAIRWISE = {"rendezvous", "dark_rendezvous", "air_sea_rendezvous"}
+Record = Position | VesselStatic
+
+
+def in_process(records: Iterable[Record], settings: Settings, env: Environment) -> list[Alert]:
+    pipeline = Pipeline(settings, env, detectors=[])
+    alerts: list[Alert] = []
+    for r in records:
+        alerts += pipeline.push(r)
+    return alerts + pipeline.finish()
+
+
+class Split:
+    """Position partitions (pipeline + stage 1) and cells partitions (stage 2), joined by logs."""
+
+    def __init__(
+        self, settings: Settings, env: Environment, positions: int, cells: int, seed: int, crash_every: int
+    ) -> None:
+        self.settings, self.env = settings, env
+        # a crash (back to the last snapshot) every ``crash_every`` messages read, a snapshot 4 x as often
+        self.crash_every = crash_every
+        self.taken = 0
+        self.rng = random.Random(seed)
+        probe = build_cell_engine(settings.detectors, env)
+        assert probe is not None
+        self.probe = probe
+        self.part = Partitioner(positions)
+        self.router = Router.from_settings(settings)
+        self.pipelines: list[Pipeline] = []
+        self.stages: list[EntityStage] = []
+        for _ in range(positions):
+            stage = EntityStage(probe.pair_detectors, probe.area_detectors, probe.timing, probe.grid)
+            self.stages.append(stage)
+            self.pipelines.append(Pipeline(settings, env, detectors=[], cells=SlottingOnly(stage)))
+        self.sources = [source_id("positions.vessel", p) for p in range(positions)]
+        self.routers = [CellRouter(s, cells) for s in self.sources]
+        self.ncells = cells
+        self.engines = [self._engine(k) for k in range(cells)]
+        self.logs: list[list[bytes]] = [[] for _ in range(cells)]
+        self.read = [0] * cells
+        self.snapshots: list[bytes | None] = [None] * cells
+        self.alerts: list[Alert] = []
+        self.restarts = 0
+
+    def _engine(self, k: int) -> CellPartitionEngine:
+        p = self.probe
+        return CellPartitionEngine(
+            p.pair_detectors, p.area_detectors, p.timing, p.grid, k, self.ncells, self.sources, self.router.route
+        )
+
+    def send(self, messages: list[CellMessage]) -> None:
+        for partition, _, value in messages:
+            self.logs[partition].append(orjson.dumps(value))
+            if str(value["src"]).startswith("cells/") and self.rng.random() < 0.5:  # a relay, handed over
+                alerts, relays = self.engines[partition].deliver(orjson.loads(orjson.dumps(value)))
+                self.alerts += alerts
+                self.send(relays)
+
+    def push(self, record: Record) -> None:
+        ident = entity_key(record)
+        p = self.part(ident)
+        self.pipelines[p].push(record)
+        self.send(self.routers[p].messages(self.stages[p].drain()))
+        if self.rng.random() < 0.01:
+            q = self.rng.randrange(len(self.pipelines))
+            self.send(self.routers[q].progress(self.pipelines[q].watermark, False))
+        self.consume(self.rng.randrange(len(self.engines)), self.rng.randrange(4))
+
+    def finish(self) -> None:
+        for p, pipeline in enumerate(self.pipelines):
+            pipeline.finish()
+            self.send(self.routers[p].messages(self.stages[p].drain()))
+            self.send(self.routers[p].progress(pipeline.buffer.max_ts, True))
+        while any(self.read[k] < len(self.logs[k]) for k in range(len(self.engines))):
+            for k in range(len(self.engines)):
+                self.consume(k, len(self.logs[k]) - self.read[k])
+
+    def consume(self, k: int, n: int) -> None:
+        engine = self.engines[k]
+        for _ in range(n):
+            offset = self.read[k]
+            if offset >= len(self.logs[k]):
+                return
+            self.read[k] += 1
+            alerts, relays = engine.push(offset, orjson.loads(self.logs[k][offset]))
+            self.alerts += alerts
+            self.send(relays)
+            self.taken += 1
+            if self.taken % (self.crash_every // 4) == 0:
+                self.snapshots[k] = orjson.dumps(engine.snapshot())
+            elif self.taken % self.crash_every == 1 and self.snapshots[k] is not None:  # back to the last snapshot
+                self.engines[k] = engine = self._engine(k)
+                engine.restore(orjson.loads(self.snapshots[k] or b"{}"))
+                self.read[k] = engine.resume_offset
+                self.restarts += 1
+
+
+def records_of(settings: Settings) -> list[Record]:
+    with ExitStack() as stack:
+        items = list(merged_items([SAMPLE], None, stack, RunReport()))
+    return [r for r in items if not isinstance(r, Reject)]
+
+
+def wire(alerts: list[Alert]) -> list[dict[str, Any]]:
+    """Every revision once (one sent again after a restart must be the same record), in order."""
+    seen: dict[tuple[str, int], dict[str, Any]] = {}
+    for a in alerts:
+        assert seen.setdefault((a.id, a.revision), a.to_wire()) == a.to_wire()
+    return [seen[k] for k in sorted(seen)]
+
+
+def run_split(
+    records: list[Record], settings: Settings, env: Environment, positions: int, cells: int, seed: int, crash_every: int
+) -> Split:
+    split = Split(settings, env, positions, cells, seed, crash_every)
+    for r in records:
+        split.push(r)
+    split.finish()
+    return split
+
+
+@pytest.mark.parametrize(("positions", "cells", "seed"), [(4, 3, 1)])
+def test_the_split_engine_gives_the_alerts_of_the_in_process_one_on_the_sample(
+    settings: Settings, positions: int, cells: int, seed: int
+) -> None:
+    env = load_environment(settings)
+    records = records_of(settings)
+    expected = in_process(records, settings, env)
+    kinds = {a.kind for a in expected}
+    assert kinds <= PAIRWISE and "rendezvous" in kinds  # the sample's 2 rendezvous (``make run``)
+    split = run_split(records, settings, env, positions, cells, seed, 701)
+    assert split.restarts > 0
+    assert sum(e.counts["duplicate_notes"] for e in split.engines) > 0 or split.restarts == 0
+    assert wire(split.alerts) == wire(expected)
+
+
+def test_handoffs_and_reappearances_across_cells_partitions(settings: Settings) -> None:
+    """A pair drifting east across several cells (its states relayed between partitions), and
+    a vessel going dark beside a loiterer and reappearing 2 cells away."""
+    env = Environment()
+    lat2, lon2 = destination(37.02, -76.04, 0.0, 150.0)
+    drift = merged(
+        fixes("367000001", T0, T0 + 6 * 3600, 30, 37.02, -76.04, speed_kn=1.5),
+        fixes("367000002", T0 + 11, T0 + 6 * 3600, 45, lat2, lon2, speed_kn=1.5),
+    )
+    la, lo = destination(36.5, -74.5, 90.0, 400.0)
+    loiter = fixes("367100001", T0, T0 + 8 * 3600, 60, 36.5, -74.5, speed_kn=0.5, course_deg=0.0)
+    dark = fixes("367100002", T0, T0 + 3600, 60, la, lo, speed_kn=0.5, course_deg=0.0)
+    back = fixes("367100002", T0 + 4 * 3600, T0 + 5 * 3600, 60, la, lo + 0.12, speed_kn=0.5, course_deg=0.0)
+    records: list[Record] = sorted([*drift, *loiter, *dark, *back], key=lambda p: (p.ts, p.entity_id))
+    expected = in_process(records, settings, env)
+    assert {a.kind for a in expected} == {"rendezvous", "dark_rendezvous"}
+    relayed_closed: list[int] = []
+    for cells in (2, 3, 7):
+        split = run_split(records, settings, env, 2, cells, cells, 53)
+        assert wire(split.alerts) == wire(expected)
+        sent = sum((e.stage.counts for e in split.engines), Counter[str]())
+        assert sent["states_sent"] > 0  # pair states went between cells partitions
+        relayed_closed.append(sent["closed_sent"])
+    assert max(relayed_closed) == 1  # the reappearance 2 cells away, for one split at least
+
+
+def test_a_silent_position_partition_stops_holding_pairwise_back_after_the_idle_time(settings: Settings) -> None:
+    """An unused partition (an air topic with no aircraft) must not block rendezvous alerts for ever."""
+    probe = build_cell_engine(settings.detectors, Environment())
+    assert probe is not None
+    now = [1000.0]
+    sources = [source_id("positions.vessel", 0), source_id("positions.air", 0)]
+
+    def engine(idle_s: float) -> CellPartitionEngine:
+        p = probe
+        return CellPartitionEngine(
+            p.pair_detectors, p.area_detectors, p.timing, p.grid, 0, 1, sources, idle_source_s=idle_s,
+            clock=lambda: now[0],
+        )  # fmt: skip
+
+    waits, idles = engine(0.0), engine(300.0)
+    vessel = CellRouter(sources[0], 1)
+    for e in (waits, idles):
+        e.deliver(vessel.progress(T0, False)[0][2])
+    assert waits.watermark == idles.watermark == float("-inf")  # the air partition may still send
+    now[0] += 299.0
+    idles.deliver(vessel.progress(T0 + 60, False)[0][2])
+    assert idles.watermark == float("-inf")  # not idle yet
+    now[0] += 2.0
+    for e in (waits, idles):
+        e.deliver(vessel.progress(T0 + 120, False)[0][2])
+    assert waits.watermark == float("-inf")  # idleness off: waits for ever
+    assert idles.watermark == T0 + 120 and idles.counts["idle_sources"] == 1
+    # The air partition speaks again: it counts again from then on.
+    idles.deliver(CellRouter(sources[1], 1).progress(T0 + 30, False)[0][2])
+    assert idles.watermark == T0 + 30
