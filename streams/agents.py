@@ -30,6 +30,7 @@ from typing import Any, cast
 from detectors.cell_slotting import EntityStage
 from models.errors import DecodeError
 from streams.app import Topology
+from streams.backfill import BackfillError, read_range
 from streams.cell_agent import CellAgent, send_cells
 from streams.cell_partition import CellRouter, source_id
 from streams.partition_engine import PartitionEngine, Refused
@@ -52,10 +53,6 @@ class Slot:
     engine: PartitionEngine
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     flushed_at: float = field(default_factory=time.monotonic)
-
-
-class BackfillError(Exception):
-    """Messages a restored engine needs could not be read (the broker did not serve them)."""
 
 
 @dataclass
@@ -242,34 +239,9 @@ class Worker:
         read with a plain consumer (no group, nothing committed) and pushed before going on.
         Raises :class:`BackfillError` when they cannot be read in ``timeout_s``.
         """
-        from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
-
         log.warning("partition %s: reading offsets %d-%d first (state checkpoint is older)", tp, start, stop - 1)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.topo.brokers.split(","),
-            enable_auto_commit=False,
-            group_id=None,
-            auto_offset_reset="earliest",  # a position the broker calls out of range: earlier is safe
-        )
-        deadline = time.monotonic() + timeout_s
-        await consumer.start()
-        try:
-            part = TopicPartition(tp.topic, tp.partition)
-            consumer.assign([part])
-            consumer.seek(part, start)
-            offset = start
-            while offset < stop:
-                if time.monotonic() > deadline:
-                    raise BackfillError(f"{tp}: offsets {offset}-{stop - 1} not readable in {timeout_s} s")
-                batch = await consumer.getmany(part, timeout_ms=500)
-                for message in batch.get(part, []):
-                    if message.offset >= stop:
-                        return
-                    if message.offset >= start:  # an earlier one (reset to earliest) was handled before
-                        await self._push(_Message(tp, message), slot, None)
-                    offset = max(offset, message.offset + 1)
-        finally:
-            await consumer.stop()
+        async for message in read_range(self.topo.brokers, tp, start, stop, timeout_s):
+            await self._push(_Message(tp, message), slot, None)
 
     def _count(self, topic: str, engine: PartitionEngine, out: Any) -> None:
         m = self.metrics

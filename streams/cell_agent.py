@@ -14,7 +14,6 @@ import asyncio
 import logging
 import time
 import zlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,15 +22,12 @@ import orjson
 from detectors.routing import Router
 from models.alert import Alert
 from models.errors import DecodeError
+from streams.backfill import BackfillError, read_range
 from streams.cell_partition import CellMessage, CellPartitionEngine, source_id
 from streams.wire import alert_value, cloudevents_headers
 
 if TYPE_CHECKING:
     from streams.agents import Worker
-
-
-class BackfillError(Exception):
-    """Messages a restored partition needs could not be read (the broker did not serve them)."""
 
 
 log = logging.getLogger("vigiamar.worker")
@@ -220,8 +216,8 @@ class CellAgent:
 
     async def _backfill(self, tp: Any, slot: CellSlot, start: int, stop: int) -> None:
         log.warning("cells partition %s: reading offsets %d-%d first (state snapshot is older)", tp, start, stop - 1)
-        async for offset, value in read_range(self.topo.brokers, tp, start, stop):
-            await self._push(tp, offset, value, slot)
+        async for message in read_range(self.topo.brokers, tp, start, stop):
+            await self._push(tp, message.offset, message.value, slot)
 
 
 @dataclass
@@ -245,31 +241,3 @@ class _Raw:
 async def send_cells(topo: Any, messages: list[CellMessage]) -> None:
     for partition, key, value in messages:
         await topo.cells.send(key=key or None, value=orjson.dumps(value), partition=partition)
-
-
-async def read_range(brokers: str, tp: Any, start: int, stop: int, timeout_s: float = 60.0) -> AsyncIterator[Any]:
-    """(offset, value) of messages ``start`` … ``stop - 1`` of one partition, with a plain consumer."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
-
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=brokers.split(","), enable_auto_commit=False, group_id=None, auto_offset_reset="earliest"
-    )
-    deadline = time.monotonic() + timeout_s
-    await consumer.start()
-    try:
-        part = TopicPartition(tp.topic, tp.partition)
-        consumer.assign([part])
-        consumer.seek(part, start)
-        offset = start
-        while offset < stop:
-            if time.monotonic() > deadline:
-                raise BackfillError(f"{tp}: offsets {offset}-{stop - 1} not readable in {timeout_s} s")
-            batch = await consumer.getmany(part, timeout_ms=500)
-            for message in batch.get(part, []):
-                if message.offset >= stop:
-                    return
-                if message.offset >= start:
-                    yield message.offset, message.value
-                offset = max(offset, message.offset + 1)
-    finally:
-        await consumer.stop()

@@ -9,8 +9,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+import orjson
+
 from models.errors import InputError, UnknownFormatError
 from streams.sources.aircsv import AircraftCsvDecoder
+from streams.sources.airjsonl import AircraftJsonLinesDecoder
 from streams.sources.base import DecoderBase
 from streams.sources.jsonl import JsonLinesDecoder
 from streams.sources.marinecadastre import MarineCadastreDecoder
@@ -36,6 +39,7 @@ FORMATS: dict[str, DecoderFactory] = {
     "nmea": _nmea_factory,
     "marinecadastre": MarineCadastreDecoder,
     "aircraft_csv": AircraftCsvDecoder,
+    "aircraft_jsonl": AircraftJsonLinesDecoder,
     "jsonl": JsonLinesDecoder,
     "sbs": SbsDecoder,
     "remoteid": RemoteIdDecoder,
@@ -61,6 +65,15 @@ def open_text(path: Path) -> Iterator[IO[str]]:
         raw.close()
 
 
+def _is_aircraft_object(text: str) -> bool:
+    """A JSON object in the traffic / OpenSky column style (``icao24``, ``latitude``, ``longitude``)."""
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(obj, dict) and {"icao24", "latitude", "longitude"} <= obj.keys()
+
+
 def detect_format(first_lines: list[str], source: str) -> str:
     """Guess the format from the first non-empty lines."""
     if source.lower().endswith((".tlog", ".tlog.gz")):
@@ -72,7 +85,7 @@ def detect_format(first_lines: list[str], source: str) -> str:
         if text.startswith("{"):
             if '"current_state"' in text or '"UASID"' in text:
                 return "remoteid"
-            return "jsonl"
+            return "aircraft_jsonl" if _is_aircraft_object(text) else "jsonl"
         if text.startswith("MSG,") or text.split(",", 1)[0] in ("SEL", "ID", "AIR", "STA", "CLK"):
             return "sbs"
         if ("!" in text[:40] and ("VDM," in text or "VDO," in text)) or text.startswith(("!", "\\", "$")):
@@ -85,8 +98,8 @@ def detect_format(first_lines: list[str], source: str) -> str:
         break
     raise UnknownFormatError(
         source,
-        "unknown input format (expected NMEA AIS, MarineCadastre CSV, aircraft CSV, SBS-1, Remote ID JSON, "
-        "MAVLink .tlog or JSON Lines); "
+        "unknown input format (expected NMEA AIS, MarineCadastre CSV, aircraft CSV or JSON Lines, SBS-1, "
+        "Remote ID JSON, MAVLink .tlog or JSON Lines); "
         "name it with --input-format",
         1,
     )
