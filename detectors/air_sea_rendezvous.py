@@ -211,6 +211,10 @@ class AirSeaRendezvousDetector:
         assert s.altitude_ft is not None
         horizon = s.ts - cfg.min_duration_s
         window = [w for w in state.window if w[0] >= horizon]
+        if (not window or window[0][0] > horizon) and len(window) < len(state.window):
+            # no sample right at the horizon (a missing slot, or a slot that does not divide
+            # min_duration_s): keep the last one before it, so the window still spans it
+            window.insert(0, state.window[len(state.window) - len(window) - 1])
         window.append([s.ts, s.lat, s.lon, s.altitude_ft])
         state.window = window
         spread = _spread_m(window) if window[-1][0] - window[0][0] >= cfg.min_duration_s else math.inf

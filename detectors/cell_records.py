@@ -24,6 +24,7 @@ of them back. Detector state inside :class:`PairStates` goes through :mod:`detec
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,10 @@ SLOT, DARK, REAPPEAR, DUE = 0, 1, 2, 3
 
 
 def _float(v: Any) -> float:
-    return float(v)
+    out = float(v)
+    if not math.isfinite(out):  # "nan" / "inf" would break the agenda's order and the snapshots
+        raise ValueError(f"not a finite number: {v!r}")
+    return out
 
 
 def sample_to_wire(s: Sample) -> dict[str, Any]:

@@ -16,6 +16,7 @@ Topology (names from ``[topics]``)::
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,8 @@ from detectors.cells import AreaDetector, Grid, PairDetector
 from detectors.registry import build_pair_detectors, build_track_detectors
 from models.settings import Settings
 from streams.topics import StreamSettings
+
+log = logging.getLogger("vigiamar.worker")
 
 
 @dataclass
@@ -134,7 +137,10 @@ def build_topology(
         app, brokers, stream, settings, env, detectors, positions, entity_types, tables, alerts, agencies, dead_letter
     )
     pair, area = build_pair_detectors(settings.detectors, env, str(settings.path))
-    if pair or area:
+    if (pair or area) and not stream.kafka.pairwise_stage:
+        names = ", ".join([d.name for d in pair] + [a.name for a in area])
+        log.warning("pairwise detectors (%s) are not run by this worker: [kafka] pairwise_stage is off", names)
+    elif pair or area:
         grid = Grid()
         check_radii(pair, area, grid)
         topo.pairwise = Pairwise(pair, area, engine_timing(pair), grid)

@@ -14,12 +14,16 @@ same notes with the same numbers.
 :class:`~detectors.cell_stage.CellStage` holds the cells that hash to it. Its watermark is the
 minimum of the progress of every position partition (of both position topics) not yet done,
 or the largest once all are: no slot is compared while a partition may still send samples for
-it. A partition not heard from for ``idle_source_s`` of the worker's clock (an air topic with
-no aircraft, a receiver that stopped) is left out of that minimum until it sends again, as
-Flink's source idleness does: otherwise one unused partition would hold every pairwise alert
-back for ever. What it sends after being left out may then be behind the cells' horizon and
-is counted as late (``late_samples``). Only the shell's clock decides idleness; detectors
-still see event time only. Notes already applied (same source and number) are skipped, so a note sent twice (a
+it. A partition not heard from for ``idle_source_s`` while others kept sending (an air topic
+with no aircraft, a receiver that stopped) is left out of that minimum until it sends again,
+as Flink's source idleness does: otherwise one unused partition would hold every pairwise
+alert back for ever. That time is *activity time* (the worker's clock, advanced by at most
+:data:`ACTIVITY_STEP_S` per message), so a pause of the whole feed makes nobody idle, and
+when every partition still sending looks idle none is left out. What a partition sends
+after being left out may be behind the cells' horizon: it is counted as late
+(``late_samples``). Only the shell's clock decides idleness; detectors see event time only.
+
+Notes already applied (same source and number) are skipped, so a note sent twice (a
 position partition read again after a restart) counts once. Relays to other cells partitions
 go out the same way, numbered per cells partition; a worker also hands a relay straight to
 a cells partition it holds (:meth:`CellPartitionEngine.deliver`), without waiting for the
@@ -40,7 +44,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from detectors import state_codec
-from detectors.cell_records import Note, note_from_wire
+from detectors.cell_records import Note, PairStates, SampleNote, note_from_wire
 from detectors.cell_stage import CellStage
 from detectors.cell_timing import EngineTiming
 from detectors.cells import AreaDetector, Grid, PairDetector, cell_key
@@ -49,6 +53,7 @@ from models.errors import DecodeError
 from streams.wire import Partitioner
 
 CellMessage = tuple[int, bytes, dict[str, Any]]  # (cells partition, key, value)
+ACTIVITY_STEP_S = 30.0  # one message moves activity time on by at most this (see CellPartitionEngine)
 
 
 def source_id(topic: str, partition: int) -> str:
@@ -114,8 +119,11 @@ class CellPartitionEngine:
         self.marks: dict[str, float] = dict.fromkeys(sources, -math.inf)
         self.idle_source_s = idle_source_s
         self.clock = clock
-        started = clock()
-        self.heard: dict[str, float] = dict.fromkeys(self.marks, started)  # clock time of its last message
+        # Idleness is measured in *activity time*: the clock, advanced only while messages come
+        # in (at most ACTIVITY_STEP_S per message), so a pause of the whole feed idles nobody.
+        self._activity = 0.0
+        self._last_clock = clock()
+        self.heard: dict[str, float] = dict.fromkeys(self.marks, 0.0)  # activity time of its last message
         self.done: set[str] = set()
         self.applied: dict[str, int] = {}  # per source: every note up to this number was applied
         self.ahead: dict[str, set[int]] = {}  # per source: later ones applied (relays handed over directly)
@@ -136,15 +144,24 @@ class CellPartitionEngine:
     def watermark(self) -> float:
         """No position partition still sending is behind it."""
         waiting = [s for s in self.marks if s not in self.done]
+        idle = 0
         if waiting and self.idle_source_s > 0:
-            since = self.clock() - self.idle_source_s
-            active = [s for s in waiting if self.heard.get(s, since) > since]
-            if len(active) < len(waiting):
-                self.counts["idle_sources"] = len(waiting) - len(active)
+            since = self._activity - self.idle_source_s
+            active = [s for s in waiting if self.heard[s] > since]
+            if active:  # never all: with nobody active, nobody may be overtaken
+                idle = len(waiting) - len(active)
                 waiting = active
+        self.counts["idle_sources"] = idle
         if waiting:
             return min(self.marks[s] for s in waiting)
         return max(self.marks.values(), default=-math.inf)
+
+    def _heard(self, src: str) -> None:
+        now = self.clock()
+        self._activity += min(max(now - self._last_clock, 0.0), ACTIVITY_STEP_S)
+        self._last_clock = now
+        if src in self.heard:
+            self.heard[src] = self._activity
 
     def push(self, offset: int, value: Any) -> tuple[list[Alert], list[CellMessage]]:
         """One message of the cells topic (decoded JSON); alerts and relays it causes.
@@ -164,9 +181,10 @@ class CellPartitionEngine:
             src = str(value["src"])
             notes = [(int(seq), note_from_wire(w)) for seq, w in value.get("notes", ())]
             wm = float(state_codec.decode(value["wm"])) if "wm" in value else None
+            self._check(notes)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DecodeError("bad_cell_message", repr(exc)) from exc
-        self.heard[src] = self.clock()
+        self._heard(src)
         stage = self.stage
         for seq, note in notes:
             if self._seen(src, seq):
@@ -174,15 +192,30 @@ class CellPartitionEngine:
                 continue
             stage.take(note)
         self.counts["notes"] += len(notes)
-        if wm is not None:
-            if wm > self.marks.get(src, -math.inf):
+        if wm is not None and src in self.marks:  # only the position partitions it was built for
+            if wm > self.marks[src]:
                 self.marks[src] = wm
             if value.get("done"):
                 self.done.add(src)
+        elif wm is not None:
+            self.counts["unknown_sources"] += 1
         alerts = stage.advance(self.watermark)
         if alerts and self.route is not None:
             alerts = [self.route(a) for a in alerts]
         return alerts, self.router.messages(stage.drain())
+
+    def _check(self, notes: list[tuple[int, Note]]) -> None:
+        """Channels and detector indexes within this engine's detectors (ValueError if not)."""
+        stage = self.stage
+        nchan, npair = len(stage.pair_detectors) + len(stage.area_detectors), len(stage.pair_detectors)
+        for _, note in notes:
+            if isinstance(note, SampleNote):
+                if any(not 0 <= ch < nchan for ch, _ in note.deliveries) or any(
+                    not 0 <= h[0] < npair for h in note.handoffs
+                ):
+                    raise ValueError("channel or detector index out of range")
+            elif isinstance(note, PairStates) and not 0 <= note.index < npair:
+                raise ValueError("detector index out of range")
 
     def _seen(self, src: str, seq: int) -> bool:
         """Whether note ``seq`` of ``src`` was applied already; marks it applied if not."""
@@ -226,9 +259,9 @@ class CellPartitionEngine:
             self.ahead = {str(s): {int(n) for n in a} for s, a in data.get("ahead", {}).items()}
             self.router.seqs = [int(n) for n in data["seqs"]]
             self.last_offset = self.flushed_offset = int(data["o"])
-            now = self.clock()
-            self.heard = dict.fromkeys(self.marks, now)  # idleness is counted from the restart
-        except (KeyError, TypeError, ValueError) as exc:
+            self._activity, self._last_clock = 0.0, self.clock()
+            self.heard = dict.fromkeys(self.marks, 0.0)  # idleness is counted from the restart
+        except (KeyError, TypeError, ValueError, AttributeError, AssertionError) as exc:
             raise DecodeError("bad_state", repr(exc)) from exc
 
     @property

@@ -51,6 +51,9 @@ class KafkaConfig:
     # cells stage: a position partition silent this long (wall clock) stops holding the pairwise
     # watermark back until it sends again (0: never; an unused partition then blocks pairwise alerts)
     idle_source_s: float = field(default=300.0, metadata=bounds(0, 86400))
+    # the per-cell stage of the pairwise detectors (rendezvous, dark and air–sea rendezvous) in
+    # the worker; off by default until it is proven stable on a broker (see docs/scaling.md)
+    pairwise_stage: bool = False
 
 
 @dataclass(frozen=True)

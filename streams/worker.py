@@ -50,6 +50,7 @@ def run(settings: Settings, brokers: str, env: Environment, loglevel: str = "inf
         app.task(ready)
 
     logging.getLogger("vigiamar").setLevel(loglevel.upper())
+    _dump_tasks_on_sigusr1(topo.app)
     try:
         worker = faust.Worker(topo.app, loglevel=loglevel, quiet=True)
         worker.spinner = None  # its log handler makes every debug call of the Kafka client build a record
@@ -57,3 +58,29 @@ def run(settings: Settings, brokers: str, env: Environment, loglevel: str = "inf
     finally:
         if server is not None:
             server.close()
+
+
+def _dump_tasks_on_sigusr1(app: Any) -> None:
+    """``kill -USR1 <worker>`` logs every asyncio task's stack: what a stalled worker awaits."""
+    import asyncio
+    import io
+    import signal
+
+    log = logging.getLogger("vigiamar.worker")
+
+    def dump() -> None:
+        out = io.StringIO()
+        for task in asyncio.all_tasks():
+            out.write(f"--- {task.get_name()}\n")
+            coro: Any = task.get_coro()
+            while coro is not None:  # the chain of awaits, outermost first
+                frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+                if frame is not None:
+                    out.write(f"    {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}\n")
+                coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+        log.warning("asyncio tasks:\n%s", out.getvalue())
+
+    async def install() -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)
+
+    app.task(install)

@@ -358,3 +358,15 @@ def test_replay_merges_a_vessel_file_and_an_aircraft_file(tmp_path: Path) -> Non
     assert abs(parse_iso(str(rec["start"])) - t("13:43:00")) <= MIN
     assert abs(parse_iso(str(rec["end"])) - t("13:52:00")) <= MIN
     assert {r["kind"] for r in last.values()} >= {"loitering", "air_sea_rendezvous"}
+
+
+def test_a_dark_hold_needs_no_slot_exactly_min_duration_back(settings: Settings, geography: ReferenceGeography) -> None:
+    # 330 s is not a whole number of 60 s slots: no sample ever sits exactly at the window's
+    # start, and the hold must still be seen (as one alert, over the same span).
+    env = Environment(geography=geography)
+    final = air_sea(scenario(DISPLACED), settings, env, min_duration_s=330.0)
+    assert [ids(a) for a in final] == [[("aircraft", DRONE)]]
+    (alert,) = final
+    assert alert.evidence["target"] == "dark"
+    assert alert.start_ts == pytest.approx(t("13:44:00"), abs=2 * MIN)
+    assert alert.end_ts == pytest.approx(t("13:52:00"), abs=MIN)

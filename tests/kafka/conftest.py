@@ -58,12 +58,15 @@ TEST_KAFKA = {
 }
 
 
-def write_config(folder: Path, *, metrics_port: int | None = None, pairwise: bool = True, **kafka: Any) -> Path:
+def write_config(folder: Path, *, metrics_port: int | None = None, pairwise: bool = False, **kafka: Any) -> Path:
     """The shipped settings with test Kafka timings (and no metrics server unless a port is given).
 
-    Pairwise detectors (rendezvous, …) run as in the shipped settings: per-track stages per
-    position partition, the spatial per-cell stage per partition of the ``cells`` topic.
+    As shipped, the worker's per-cell stage is off (``[kafka] pairwise_stage``): the pairwise
+    detectors are then turned off on the replay side too, so both shells run the same set.
+    ``pairwise=True`` turns the stage and the detectors on.
     """
+    if pairwise:
+        kafka = {"pairwise_stage": True, **kafka}
     return write_settings(
         folder,
         kafka={**TEST_KAFKA, **kafka},

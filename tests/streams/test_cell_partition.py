@@ -22,6 +22,7 @@ from detectors.cell_slotting import EntityStage, SlottingOnly
 from detectors.pipeline import Pipeline
 from detectors.routing import Router
 from models.alert import Alert
+from models.errors import DecodeError
 from models.position import Position, Reject, VesselStatic
 from models.settings import Settings
 from streams.cell_partition import CellMessage, CellPartitionEngine, CellRouter, source_id
@@ -195,32 +196,62 @@ def test_handoffs_and_reappearances_across_cells_partitions(settings: Settings) 
 
 
 def test_a_silent_position_partition_stops_holding_pairwise_back_after_the_idle_time(settings: Settings) -> None:
-    """An unused partition (an air topic with no aircraft) must not block rendezvous alerts for ever."""
+    """An unused partition (an air topic with no aircraft) must not block rendezvous alerts for ever,
+    and a pause of the whole feed must not make anyone idle."""
     probe = build_cell_engine(settings.detectors, Environment())
     assert probe is not None
     now = [1000.0]
     sources = [source_id("positions.vessel", 0), source_id("positions.air", 0)]
 
-    def engine(idle_s: float) -> CellPartitionEngine:
+    def engine(idle_s: float, clock: list[float] = now) -> CellPartitionEngine:
         p = probe
         return CellPartitionEngine(
             p.pair_detectors, p.area_detectors, p.timing, p.grid, 0, 1, sources, idle_source_s=idle_s,
-            clock=lambda: now[0],
+            clock=lambda: clock[0],
         )  # fmt: skip
 
-    waits, idles = engine(0.0), engine(300.0)
-    vessel = CellRouter(sources[0], 1)
-    for e in (waits, idles):
+    vessel, air = CellRouter(sources[0], 1), CellRouter(sources[1], 1)
+    paused_clock = [1000.0]
+    waits, idles, paused = engine(0.0), engine(300.0), engine(300.0, paused_clock)
+    for e in (waits, idles, paused):
         e.deliver(vessel.progress(T0, False)[0][2])
     assert waits.watermark == idles.watermark == float("-inf")  # the air partition may still send
-    now[0] += 299.0
-    idles.deliver(vessel.progress(T0 + 60, False)[0][2])
-    assert idles.watermark == float("-inf")  # not idle yet
-    now[0] += 2.0
-    for e in (waits, idles):
-        e.deliver(vessel.progress(T0 + 120, False)[0][2])
+    # A pause of the whole feed (nothing for an hour), then the vessel partition speaks again.
+    paused_clock[0] += 3600.0
+    paused.deliver(vessel.progress(T0 + 10, False)[0][2])
+    assert paused.watermark == float("-inf") and paused.counts["idle_sources"] == 0
+    # The vessel partition sends every 10 s; the air partition stays silent.
+    for k in range(1, 31):
+        now[0] += 10.0
+        for e in (waits, idles):
+            e.deliver(vessel.progress(T0 + 60 * k, False)[0][2])
+        if k == 29:
+            assert idles.watermark == float("-inf")  # 290 s: not idle yet
     assert waits.watermark == float("-inf")  # idleness off: waits for ever
-    assert idles.watermark == T0 + 120 and idles.counts["idle_sources"] == 1
+    assert idles.watermark == T0 + 1800 and idles.counts["idle_sources"] == 1
     # The air partition speaks again: it counts again from then on.
-    idles.deliver(CellRouter(sources[1], 1).progress(T0 + 30, False)[0][2])
-    assert idles.watermark == T0 + 30
+    idles.deliver(air.progress(T0 + 30, False)[0][2])
+    assert idles.watermark == T0 + 30 and idles.counts["idle_sources"] == 0
+    # A source it was not built for never holds it back.
+    idles.deliver(CellRouter("positions.bogus/9", 1).progress(0.0, False)[0][2])
+    assert idles.watermark == T0 + 30 and idles.counts["unknown_sources"] == 1
+
+
+def test_a_cells_message_out_of_range_is_rejected_whole(settings: Settings) -> None:
+    probe = build_cell_engine(settings.detectors, Environment())
+    assert probe is not None
+    p = probe
+    e = CellPartitionEngine(p.pair_detectors, p.area_detectors, p.timing, p.grid, 0, 1, ["positions.vessel/0"])
+    stage = EntityStage(p.pair_detectors, p.area_detectors, p.timing, p.grid)
+    pipeline = Pipeline(settings, Environment(), detectors=[], cells=SlottingOnly(stage))
+    for pos in fixes("367000001", T0, T0 + 600, 60, 36.9, -75.5, speed_kn=0.5):
+        pipeline.push(pos)
+    (_, _, good), *_ = CellRouter("positions.vessel/0", 1).messages(stage.drain())
+    seq, note = good["notes"][0]
+    for bad in ("nan", "inf", float("nan")):
+        broken = {**good, "notes": [[seq, {**note, "s": {**note["s"], "ts": bad}}]]}
+        with pytest.raises(DecodeError):
+            e.deliver(broken)
+    with pytest.raises(DecodeError):
+        e.deliver({**good, "notes": [[seq, {**note, "d": [[99, [1]]]}]]})
+    assert e.stage.cells == {} and e.applied == {}  # nothing of a rejected message was applied
