@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from detectors.base import CellEngineLike, Environment, TrackDetector
+from detectors.base import CellEngineLike, Environment, TrackContext, TrackDetector
 from detectors.cell_engine import build_cell_engine
 from detectors.ordering import ReorderBuffer
 from detectors.registry import build_track_detectors
@@ -21,6 +21,16 @@ from detectors.track_engine import TrackEngine
 from models.alert import Alert
 from models.position import FLAG_IMPLAUSIBLE, Position, VesselStatic
 from models.settings import Settings
+
+
+class NoCells:
+    """Pairwise detection off: a stand-in for the cell engine that finds nothing."""
+
+    def process(self, fix: Position, ctx: TrackContext) -> list[Alert]:
+        return []
+
+    def expire(self, watermark: float) -> list[Alert]:
+        return []
 
 
 @dataclass

@@ -185,12 +185,12 @@ def cleaned_fixes(
     """The fixes of ``windows``' entities as the detectors see them (after cleaning)."""
     from contextlib import ExitStack
 
-    from detectors.pipeline import Pipeline
+    from detectors.pipeline import NoCells, Pipeline
     from models.position import Reject
     from streams.embedded import RunReport, merged_items
 
     recorder = FixRecorder(windows)
-    pipeline = Pipeline(settings, env, detectors=[recorder], cells=_NoCells())
+    pipeline = Pipeline(settings, env, detectors=[recorder], cells=NoCells())
     with ExitStack() as stack:
         for item in merged_items(list(paths), input_format, stack, RunReport()):
             if not isinstance(item, Reject):
@@ -346,15 +346,6 @@ def alert_windows(alerts: Iterable[Alert], context_s: float) -> dict[str, list[t
             windows.setdefault(e.id, []).append((a.start_ts - context_s, a.end_ts + context_s))
     return windows
 
-
-class _NoCells:
-    """Stands in for the cell engine in the recording pass: pairwise detectors are not needed there."""
-
-    def process(self, fix: Position, ctx: TrackContext) -> list[Alert]:
-        return []
-
-    def expire(self, watermark: float) -> list[Alert]:
-        return []
 
 
 def explain_command(args: Any) -> int:

@@ -45,9 +45,9 @@ from typing import Any
 import orjson
 
 from detectors import state_codec
-from detectors.base import CellEngineLike, Environment, TrackContext, TrackDetector
+from detectors.base import CellEngineLike, Environment, TrackDetector
 from detectors.cell_slotting import EntityStage, SlottingOnly
-from detectors.pipeline import Pipeline
+from detectors.pipeline import NoCells, Pipeline
 from detectors.track_engine import TrackKey
 from models.alert import Alert
 from models.errors import DecodeError
@@ -89,15 +89,6 @@ class Flush:
     tracks_removed: int = 0
     progress: list[CellMessage] = field(default_factory=list)  # the watermark, for every cells partition
 
-
-class NoCells:
-    """No pairwise detector enabled (when one is, stage 1 runs here and the rest per cell)."""
-
-    def process(self, fix: Position, ctx: TrackContext) -> list[Alert]:
-        return []
-
-    def expire(self, watermark: float) -> list[Alert]:
-        return []
 
 
 class PartitionEngine:

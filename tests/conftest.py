@@ -38,6 +38,14 @@ def read_lines(path: Path) -> list[str]:
         return list(fh)
 
 
+def real_track(name: str) -> list[Position]:
+    """The positions of a MarineCadastre slice in tests/data."""
+    from streams.sources.marinecadastre import MarineCadastreDecoder
+
+    path = TEST_DATA / name
+    return [i for i in MarineCadastreDecoder(str(path)).decode(read_lines(path)) if isinstance(i, Position)]
+
+
 def run_pipeline(
     records: Iterable[Position | VesselStatic],
     settings: Settings,

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from shapely.geometry import box
 
 from detectors.ais_gap import AisGapConfig, AisGapDetector, usual_interval_s
-from detectors.base import Environment, Geography, TrackContext, TrackDetector
+from detectors.base import Environment, Geography, TrackDetector
 from detectors.loitering import LoiteringConfig, LoiteringDetector
-from detectors.pipeline import Pipeline
+from detectors.pipeline import NoCells, Pipeline
 from detectors.track_engine import TrackEngine
 from models.alert import Alert
 from models.errors import ConfigError
@@ -25,7 +25,7 @@ from models.settings import Settings, load_settings
 from models.timeutil import parse_iso
 from models.zones import Zone, ZoneIndex
 from streams.sources.marinecadastre import MarineCadastreDecoder
-from tests.conftest import TEST_DATA, final_revisions, read_lines
+from tests.conftest import TEST_DATA, final_revisions, read_lines, real_track
 
 MIN = 60.0
 H = 3600.0
@@ -37,19 +37,6 @@ def t(hhmmss: str, day: str = "2020-06-05") -> float:
     return parse_iso(f"{day}T{hhmmss}Z")
 
 
-def real_track(name: str) -> list[Position]:
-    path = TEST_DATA / name
-    return [i for i in MarineCadastreDecoder(str(path)).decode(read_lines(path)) if isinstance(i, Position)]
-
-
-class NoCells:
-    """The pipeline without pairwise detectors: these tests look at one track at a time."""
-
-    def process(self, fix: Position, ctx: TrackContext) -> list[Alert]:
-        return []
-
-    def expire(self, watermark: float) -> list[Alert]:
-        return []
 
 
 class FakeGeography:

@@ -11,8 +11,7 @@ from detectors.loitering import LoiteringConfig, LoiteringDetector
 from models.position import Position
 from models.settings import Settings
 from models.timeutil import parse_iso
-from streams.sources.marinecadastre import MarineCadastreDecoder
-from tests.conftest import TEST_DATA, final_revisions, read_lines, run_pipeline
+from tests.conftest import final_revisions, real_track, run_pipeline
 
 MIN = 60.0
 
@@ -20,10 +19,6 @@ MIN = 60.0
 def t(hhmmss: str, day: str = "2020-06-04") -> float:
     return parse_iso(f"{day}T{hhmmss}Z")
 
-
-def real_track(name: str) -> list[Position]:
-    path = TEST_DATA / name
-    return [i for i in MarineCadastreDecoder(str(path)).decode(read_lines(path)) if isinstance(i, Position)]
 
 
 def only_loitering(settings: Settings, cfg: LoiteringConfig | None = None) -> list[LoiteringDetector]:

@@ -10,16 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.base import Environment, TrackContext
-from detectors.pipeline import Pipeline
+from detectors.base import Environment
+from detectors.pipeline import NoCells, Pipeline
 from detectors.spoofing import SpoofingConfig, SpoofingDetector, mmsi_problem
 from detectors.track_engine import TrackEngine
 from models.alert import Alert
 from models.position import Position
 from models.settings import load_settings
 from models.timeutil import parse_iso
-from streams.sources.marinecadastre import MarineCadastreDecoder
-from tests.conftest import TEST_DATA, final_revisions, read_lines
+from tests.conftest import final_revisions, real_track
 
 MIN = 60.0
 H = 3600.0
@@ -32,17 +31,6 @@ def t(hhmmss: str, day: str = "2020-06-30") -> float:
     return parse_iso(f"{day}T{hhmmss}Z")
 
 
-def real_track(name: str) -> list[Position]:
-    path = TEST_DATA / name
-    return [i for i in MarineCadastreDecoder(str(path)).decode(read_lines(path)) if isinstance(i, Position)]
-
-
-class NoCells:
-    def process(self, fix: Position, ctx: TrackContext) -> list[Alert]:
-        return []
-
-    def expire(self, watermark: float) -> list[Alert]:
-        return []
 
 
 class HalfLand:

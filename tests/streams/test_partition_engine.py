@@ -20,13 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from detectors.base import Environment
-from detectors.pipeline import Pipeline
+from detectors.pipeline import NoCells, Pipeline
 from detectors.registry import build_track_detectors
 from models.alert import Alert
 from models.position import Position, Reject
 from models.settings import PipelineConfig, Settings
 from streams.embedded import RunReport, merged_items
-from streams.partition_engine import NoCells, PartitionEngine
+from streams.partition_engine import PartitionEngine
 from streams.wire import Partitioner, entity_key, record_from_wire, record_to_wire
 from tests.conftest import REPO
 
