@@ -84,13 +84,17 @@ class Pipeline:
             return []
         return self._release(after)
 
-    def finish(self) -> list[Alert]:
+    def finish(self, until: float | None = None) -> list[Alert]:
         """End of input: process everything held and expire at the final watermark.
 
-        Alerts whose pattern still holds at the end of the data stay open, as they would
-        in a live stream: the input ended, the vessels did not.
+        The final watermark is the newest event time seen, or ``until`` when that is later:
+        a shell that runs one pipeline per partition passes the end of the whole input, so
+        every partition expires what replay expires. Alerts whose pattern still holds at
+        the end of the data stay open, as they would in a live stream: the input ended, the
+        vessels did not.
         """
-        return self._release(self.buffer.max_ts)
+        end = self.buffer.max_ts if until is None else max(self.buffer.max_ts, until)
+        return self._release(end)
 
     def _release(self, until: float) -> list[Alert]:
         alerts: list[Alert] = []

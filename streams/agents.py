@@ -40,6 +40,7 @@ from streams.wire import (
     dead_letter_headers,
     decode_alert,
     decode_frame,
+    input_end,
     is_end_of_input,
 )
 
@@ -53,6 +54,7 @@ class Slot:
     engine: PartitionEngine
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     flushed_at: float = field(default_factory=time.monotonic)
+    frozen: bool = False  # revoked in a rebalance not yet over: write nothing (see Worker._on_revoked)
 
 
 @dataclass
@@ -99,16 +101,44 @@ class Worker:
             app.agent(self.topo.cells, name="cells")(self.cell_agent.agent)
         app.agent(self.topo.alerts, name="router")(self._router)
         app.timer(max(self.flush_interval_s, 1.0))(self._flush_idle)
+        app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
         app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
+
+    async def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        """A rebalance starts: write what each partition holds now, then write nothing more.
+
+        The partitions may go to another worker, which restores them from the tables once the
+        rebalance is over; a write of ours landing after that restore would mix two owners'
+        state (a checkpoint of one with track values of the other). faust has finished the
+        events in hand when it calls this. The assignment that ends the rebalance thaws the
+        partitions this worker keeps and drops the others (:meth:`_on_assigned`).
+        """
+        revoked = args[0] if args else kwargs.get("revoked", set())
+        for tp in revoked:
+            slot = self.slots.get(tp)
+            if slot is None or slot.frozen:
+                continue
+            try:
+                async with slot.lock:
+                    if not slot.engine.idle():
+                        await self._flush(tp, slot)
+            except Exception:
+                log.exception("flush of %s before the rebalance failed", tp)
+            slot.frozen = True
+        if self.cell_agent is not None:
+            await self.cell_agent.freeze(revoked)
+        await self.topo.app.producer.flush()
 
     async def _on_assigned(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         """Keep engines only for partitions still ours (they saw no other worker meanwhile)."""
         assigned = args[0] if args else kwargs.get("assigned", set())
-        for tp in list(self.slots):
-            if tp not in assigned:
-                del self.slots[tp]
-                if self.metrics is not None:
-                    self.metrics.forget_partition(tp.topic, tp.partition)
+        for tp, slot in list(self.slots.items()):
+            if tp in assigned:
+                slot.frozen = False  # nobody else held it meanwhile: go on from where it is
+                continue
+            del self.slots[tp]
+            if self.metrics is not None:
+                self.metrics.forget_partition(tp.topic, tp.partition)
         if self.cell_agent is not None:
             self.cell_agent.revoke(assigned)
         for tp in list(self.offsets):
@@ -191,6 +221,9 @@ class Worker:
             log.info("skipped %s:%s from before a rebalance", msg.tp, msg.offset)
             return
         slot = self._slot(msg.tp)
+        if slot.frozen:  # fetched before the rebalance; read again from the committed offset after it
+            self.counts["stale"] += 1
+            return
         async with slot.lock:
             missing_from = slot.engine.missing_before(msg.offset)
             if missing_from is not None:
@@ -216,7 +249,7 @@ class Worker:
             elements, end = [], False
             if not engine.seen(msg.offset):
                 await self._dead_letter(msg, exc.reason, exc.detail)
-        out = engine.push_frame(msg.offset, elements, handle, end)
+        out = engine.push_frame(msg.offset, elements, handle, end, input_end(msg.headers) if end else None)
         single = msg.value is not None and msg.value.lstrip()[:1] == b"{"
         for refused in out.refused:
             if single and refused.offset == msg.offset and refused.index == 0:
@@ -291,7 +324,7 @@ class Worker:
 
     async def _flush(self, tp: Any, slot: Slot) -> None:
         """Write the engine's changes (after every alert and dead letter is delivered), then ack."""
-        if self.slots.get(tp) is not slot:
+        if self.slots.get(tp) is not slot or slot.frozen:
             return  # revoked meanwhile: another worker restores from the last checkpoint
         flush = slot.engine.flush()
         slot.flushed_at = time.monotonic()

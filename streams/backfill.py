@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,7 +25,11 @@ async def read_range(brokers: str, tp: Any, start: int, stop: int, timeout_s: fl
         bootstrap_servers=brokers.split(","), enable_auto_commit=False, group_id=None, auto_offset_reset="earliest"
     )
     deadline = time.monotonic() + timeout_s
-    await consumer.start()
+    try:  # connecting is bounded too: a broker that never answers must not hold the partition
+        await asyncio.wait_for(consumer.start(), timeout_s)
+    except Exception as exc:  # timeout, or the client's connection errors
+        await consumer.stop()
+        raise BackfillError(f"{tp}: no connection to read offsets {start}-{stop - 1} ({exc!r})") from exc
     try:
         part = TopicPartition(tp.topic, tp.partition)
         consumer.assign([part])

@@ -40,6 +40,7 @@ class CellSlot:
     flushed_at: float = field(default_factory=time.monotonic)
     handles: list[Any] = field(default_factory=list)  # messages applied since the last snapshot
     fresh: bool = True  # restored, no message taken yet
+    frozen: bool = False  # revoked in a rebalance not yet over: write nothing
 
 
 def encode_snapshot(data: dict[str, Any]) -> bytes:
@@ -118,10 +119,27 @@ class CellAgent:
         return self.router.route(alert)
 
     def revoke(self, assigned: Any) -> None:
-        for tp in list(self.slots):
-            if tp not in assigned:
-                stage = self.slots.pop(tp).engine.stage
-                self.worker.cell_engines = [c for c in self.worker.cell_engines if c is not stage]
+        """Keep (and thaw) the cells partitions still assigned; drop the others."""
+        for tp, slot in list(self.slots.items()):
+            if tp in assigned:
+                slot.frozen = False
+                continue
+            stage = self.slots.pop(tp).engine.stage
+            self.worker.cell_engines = [c for c in self.worker.cell_engines if c is not stage]
+
+    async def freeze(self, revoked: Any) -> None:
+        """A rebalance starts: snapshot the revoked cells partitions, then write nothing more
+        for them until the assignment (see :meth:`Worker._on_revoked`)."""
+        for tp in revoked:
+            slot = self.slots.get(tp)
+            if slot is None or slot.frozen:
+                continue
+            try:
+                async with slot.lock:
+                    await self.flush(tp, slot)
+            except Exception:
+                log.exception("flush of %s before the rebalance failed", tp)
+            slot.frozen = True
 
     async def on_message(self, event: Any) -> None:
         msg = event.message
@@ -129,6 +147,9 @@ class CellAgent:
             self.worker.counts["stale"] += 1
             return
         slot = self._slot(msg.tp)
+        if slot.frozen:  # fetched before the rebalance; read again after it
+            self.worker.counts["stale"] += 1
+            return
         async with slot.lock:
             if slot.fresh:
                 start = slot.engine.resume_offset
@@ -176,7 +197,7 @@ class CellAgent:
 
     async def flush(self, tp: Any, slot: CellSlot) -> None:
         """Snapshot (after the alerts and relays it covers are delivered), then acknowledge."""
-        if self.slots.get(tp) is not slot:
+        if self.slots.get(tp) is not slot or slot.frozen:
             return
         slot.flushed_at = time.monotonic()
         if slot.engine.idle() and not slot.handles:

@@ -30,6 +30,7 @@ from streams.topics import StreamSettings
 from streams.wire import (
     CONTROL_HEADER,
     END_OF_INPUT,
+    INPUT_END_HEADER,
     Partitioner,
     Record,
     encode_frame,
@@ -63,6 +64,7 @@ class FramePublisher:
         self._partitioner = Partitioner(stream.topics.partitions)
         self._frames: dict[tuple[str, int], list[dict[str, Any]]] = {}
         self._opened: dict[tuple[str, int], float] = {}
+        self.max_ts = float("-inf")  # newest event time published: the end-of-input marker carries it
 
     def add(self, record: Record) -> None:
         topic = self.topics.positions_air if entity_type(record) == "aircraft" else self.topics.positions_vessel
@@ -73,6 +75,8 @@ class FramePublisher:
             self._opened[where] = time.monotonic()
         frame.append(record_to_wire(record))
         self.report.records += 1
+        if record.ts > self.max_ts:
+            self.max_ts = record.ts
         if len(frame) >= self.frame_size:
             self._send(where)
 
@@ -100,9 +104,12 @@ class FramePublisher:
     def end_of_input(self) -> None:
         """The marker that lets every worker partition release its reorder buffer."""
         self.flush_all()
+        headers = [(CONTROL_HEADER, END_OF_INPUT)]
+        if self.max_ts > float("-inf"):
+            headers.append((INPUT_END_HEADER, repr(self.max_ts).encode()))
         for topic in self.topics.position_topics():
             for partition in range(self.topics.partitions):
-                self.producer.send(topic, value=b"[]", partition=partition, headers=[(CONTROL_HEADER, END_OF_INPUT)])
+                self.producer.send(topic, value=b"[]", partition=partition, headers=headers)
                 self.report.messages += 1
 
     def _send(self, where: tuple[str, int]) -> None:

@@ -145,8 +145,19 @@ class PartitionEngine:
         self._resume: int | None = None  # a restored engine's first message must not be later
 
     # --- input ------------------------------------------------------------------------------
-    def push_frame(self, offset: int, elements: Iterable[Any], handle: Any, end_of_input: bool = False) -> FrameOutcome:
-        """Take one message (its decoded JSON elements); ``handle`` comes back in a flush's acks."""
+    def push_frame(
+        self,
+        offset: int,
+        elements: Iterable[Any],
+        handle: Any,
+        end_of_input: bool = False,
+        input_end: float | None = None,
+    ) -> FrameOutcome:
+        """Take one message (its decoded JSON elements); ``handle`` comes back in a flush's acks.
+
+        ``end_of_input``: the input ended; expiry runs at ``input_end`` (the newest event
+        time of the whole input) when it is later than this partition's own newest.
+        """
         out = FrameOutcome()
         self._resume = None
         if offset <= self.last_offset:  # read again after a rebalance that kept this partition
@@ -188,7 +199,7 @@ class PartitionEngine:
                 newest = ts
             out.records += 1
         if end_of_input and not rebuild:
-            out.alerts.extend(self._finish())
+            out.alerts.extend(self._finish(input_end))
             self.ended = True
         if self.slotting is not None and self.slotting.outbox and self.cell_router is not None:
             out.cells = self.cell_router.messages(self.slotting.drain())
@@ -238,9 +249,10 @@ class PartitionEngine:
             self._released_until(after)
         return alerts
 
-    def _finish(self) -> list[Alert]:
-        alerts = self.pipeline.finish()
-        self._released_until(self.pipeline.buffer.max_ts)
+    def _finish(self, input_end: float | None) -> list[Alert]:
+        alerts = self.pipeline.finish(input_end)
+        end = self.pipeline.buffer.max_ts
+        self._released_until(end if input_end is None else max(end, input_end))
         return alerts
 
     def _released_until(self, until: float) -> None:

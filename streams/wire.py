@@ -10,7 +10,9 @@ message keyed by the entity id lands in the same partition and is read the same 
 
 An empty frame with the header ``vigiamar_control: end_of_input`` tells the worker that a
 bounded input (a file) ended: it releases what the reorder buffer holds, as ``replay`` does
-at the end of its input.
+at the end of its input. Its header ``vigiamar_input_end`` (seconds since the epoch, as
+text) is the newest event time of the whole input: each partition expires its tracks at
+that time, as replay does, even when its own records end earlier.
 
 Alerts: the value is the alert record (:meth:`Alert.to_wire`), the key its id, and the
 CloudEvents 1.0 binary-mode headers carry ``ce_id`` = ``<id>:<revision>``.
@@ -18,6 +20,7 @@ CloudEvents 1.0 binary-mode headers carry ``ce_id`` = ``<id>:<revision>``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -34,6 +37,7 @@ Headers = list[tuple[str, bytes]]
 STATIC_TYPE = "vessel_static"
 CONTROL_HEADER = "vigiamar_control"
 END_OF_INPUT = b"end_of_input"
+INPUT_END_HEADER = "vigiamar_input_end"
 
 CE_SPECVERSION = "1.0"
 CE_SOURCE = "urn:vigiamar:worker"
@@ -123,6 +127,18 @@ def decode_frame(raw: bytes | None) -> list[Any]:
 
 def is_end_of_input(headers: Iterable[tuple[str, bytes]] | None) -> bool:
     return any(k == CONTROL_HEADER and v == END_OF_INPUT for k, v in headers or ())
+
+
+def input_end(headers: Iterable[tuple[str, bytes]] | None) -> float | None:
+    """The end-of-input marker's newest event time of the whole input (None: absent or unreadable)."""
+    for k, v in headers or ():
+        if k == INPUT_END_HEADER:
+            try:
+                ts = float(v)
+            except ValueError:
+                return None
+            return ts if math.isfinite(ts) else None
+    return None
 
 
 def murmur2(data: bytes) -> int:

@@ -111,6 +111,17 @@ class WorkerProcess:
     def text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
+    def stalled_tasks(self, wait_s: float = 1.5) -> str:
+        """The worker's tasks that are inside vigiamar code, and what each awaits (its SIGUSR1 dump)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return ""
+        before = len(self.text())
+        self.proc.send_signal(signal.SIGUSR1)
+        time.sleep(wait_s)
+        dump = self.text()[before:]
+        tasks = dump.split("\n--- ")[1:]
+        return "\n--- ".join(t for t in tasks if "/streams/" in t) or f"none of {len(tasks)} tasks in vigiamar code"
+
 
 @pytest.fixture
 def workers(tmp_path: Path) -> Iterator[Callable[[str, Path], WorkerProcess]]:

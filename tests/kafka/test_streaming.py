@@ -85,9 +85,10 @@ def kafka_producer(brokers: str) -> Any:
 class Collector:
     """Every alert message of the agency topics (duplicates included), read in a thread."""
 
-    def __init__(self, brokers: str, topics: list[str]) -> None:
+    def __init__(self, brokers: str, topics: list[str], upstream: str = "alerts") -> None:
         from kafka import KafkaConsumer
 
+        self.brokers, self.upstream = brokers, upstream  # the topic the router reads: for failure messages
         self.consumer = KafkaConsumer(
             *topics, bootstrap_servers=brokers, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False
         )
@@ -123,20 +124,48 @@ class Collector:
 
         return check
 
+    def upstream_revisions(self, ids: set[str]) -> dict[str, list[int]]:
+        """The revisions of these alerts on the topic before the router (which side lost one)."""
+        out: dict[str, set[int]] = {}
+        for m in read_topic(self.brokers, self.upstream, 10**6, timeout_s=5):
+            a = decode_alert(m.value)
+            if a.id in ids:
+                out.setdefault(a.id, set()).add(a.revision)
+        return {i: sorted(r) for i, r in out.items()}
+
     def wait_for(self, expected: dict[str, Alert], timeout_s: float, what: str, *procs: WorkerProcess) -> None:
         """``wait_until(has(expected))``; a timeout says which alerts are missing and how the workers ended."""
         try:
             wait_until(self.has(expected), timeout_s, what)
         except TimeoutError as exc:
             got = self.finals()
+            lacking = [i for i, a in expected.items() if i not in got or got[i].revision < a.revision]
+            before = self.upstream_revisions(set(lacking))
             missing = [
-                f"{a.kind} {[e.id for e in a.entities]} r{a.revision} (got r{got[i].revision if i in got else 0})"
-                for i, a in expected.items()
-                if i not in got or got[i].revision < a.revision
+                f"{expected[i].kind} {[e.id for e in expected[i].entities]} r{expected[i].revision}"
+                f" (got r{got[i].revision if i in got else 0}; on {self.upstream}: {before.get(i, [])})"
+                for i in lacking
             ]
-            tails = "\n---\n".join(p.text()[-3000:] for p in procs)
-            detail = f"{len(missing)} missing: {missing[:10]}\nworker logs (tails):\n{tails}"
+            stalls = "\n".join(f"worker {p.proc.pid if p.proc else '?'}:\n--- {p.stalled_tasks()}" for p in procs)
+            detail = f"{len(missing)} missing: {missing[:10]}\ntasks:\n{stalls}\nlogs:\n{_worker_tails(*procs)}"
             raise TimeoutError(f"{exc}: {detail}") from None
+
+
+def _checkpointed(brokers: str, changelog: str, worker: WorkerProcess) -> bool:
+    """Every position partition ``worker`` says it holds has a checkpoint in ``changelog``."""
+    held = set(re.findall(r"topic='positions.vessel', partition=(\d+)\): \d+ tracks restored", worker.text()))
+    keys = {m.key for m in read_topic(brokers, changelog, 10**6, timeout_s=1)}
+    return bool(held) and all(f"{p}#checkpoint".encode() in keys for p in held)
+
+
+def _worker_tails(*procs: WorkerProcess) -> str:
+    """What each worker restored, and how its log ends, for a failure message."""
+    out = []
+    for p in procs:
+        text = p.text()
+        restored = [line for line in text.splitlines() if "tracks restored" in line or "reading offsets" in line]
+        out.append("\n".join(restored[-8:]) + "\n...\n" + text[-1500:])
+    return "\n---\n".join(out)
 
 
 def read_topic(brokers: str, topic: str, count: int, timeout_s: float = 30.0) -> list[Any]:
@@ -227,7 +256,7 @@ def test_a_killed_worker_restarts_without_losing_or_duplicating_alerts(
     total = sum(a.revision for a in expected.values())
     records = [r for r in _decode(SAMPLE) if not isinstance(r, Reject)]
     changelog = f"{stream.kafka.app_id}-tracks-vessel-changelog"
-    collector = Collector(broker, alert_topics(stream, None))
+    collector = Collector(broker, alert_topics(stream, None), stream.topics.alerts)
     producer = kafka_producer(broker)
     feed = FramePublisher(producer, stream, FeedReport())
     try:
@@ -237,7 +266,8 @@ def test_a_killed_worker_restarts_without_losing_or_duplicating_alerts(
         producer.flush(30)
         # Mid-stream: alerts are coming out, state is in the tables, positions are buffered.
         wait_until(lambda: len(collector.messages) >= 5, 90, "the first alerts")
-        wait_until(lambda: bool(read_topic(broker, changelog, 1, timeout_s=1)), 30, "state in the table")
+        # ... and the first worker has written a checkpoint for each vessel partition it holds.
+        wait_until(lambda: _checkpointed(broker, changelog, first), 30, "the first worker's checkpoints")
         first.kill()  # its partitions go to the new worker (or the other one)
         killed_at = len(collector.messages)
         second = workers(broker, config)
@@ -261,14 +291,22 @@ def test_a_killed_worker_restarts_without_losing_or_duplicating_alerts(
     for alert in collector.alerts():
         revisions.setdefault(alert.id, set()).add(alert.revision)
         assert records.setdefault((alert.id, alert.revision), alert) == alert
-    assert all(r == set(range(1, max(r) + 1)) for r in revisions.values())
+    gaps = {i: sorted(r) for i, r in revisions.items() if r != set(range(1, max(r) + 1))}
+    if gaps:  # say whether the missing revisions reached the `alerts` topic (before the router)
+        upstream = collector.upstream_revisions(set(gaps))
+        kind = {i: a.kind for i, a in expected.items()}
+        seen = {i: (kind.get(i, "?"), r, upstream.get(i, [])) for i, r in gaps.items()}
+        raise AssertionError(
+            f"revisions missing (id: kind, on agency topics, on alerts): {seen}\n{_worker_tails(second, other)}"
+        )
     # The new owners restored the killed worker's partitions from the state tables, or, when
     # faust's recovery got a wrong changelog end from Tansu (its latest-offset look-ups can be
     # wrong) and restored less, read the positions again from the checkpoint's resume point.
     logs = second.text() + other.text()
     assert "Traceback" not in logs
     restored = any(int(n) > 0 for n in re.findall(r"(\d+) tracks restored", logs))
-    assert restored or "first (state checkpoint is older)" in logs, "the killed worker's partitions were recovered"
+    backfilled = "first (state checkpoint is older)" in logs
+    assert restored or backfilled, f"nothing recovered:\n{_worker_tails(second, other)}"
     assert second.stop() == 0 and other.stop() == 0
 
 

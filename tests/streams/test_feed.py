@@ -11,7 +11,7 @@ from models.position import Position
 from models.settings import Settings
 from streams.feed import FeedReport, FramePublisher
 from streams.topics import stream_settings
-from streams.wire import CONTROL_HEADER, END_OF_INPUT, Partitioner, record_from_wire
+from streams.wire import CONTROL_HEADER, END_OF_INPUT, INPUT_END_HEADER, Partitioner, input_end, record_from_wire
 
 
 class Recorder:
@@ -49,8 +49,10 @@ def test_frames_hold_one_partition_in_input_order_and_end_with_markers(settings:
     for p in range(stream.topics.partitions):  # per partition, input order is kept
         mine = [f for f in fixes if part(f.entity_id) == p and f.entity_type == "vessel"]
         assert [f for f in seen if part(f.entity_id) == p and f.entity_type == "vessel"] == mine
-    markers = [m for m in rec.sent if m["headers"] == [(CONTROL_HEADER, END_OF_INPUT)]]
+    end = repr(max(f.ts for f in fixes)).encode()  # the newest event time of the whole input
+    markers = [m for m in rec.sent if m["headers"] == [(CONTROL_HEADER, END_OF_INPUT), (INPUT_END_HEADER, end)]]
     assert len(markers) == 2 * stream.topics.partitions
+    assert all(input_end(m["headers"]) == 1.6e9 + 1999 for m in markers)
     assert rec.sent[-len(markers) :] == markers  # after every frame
     assert [m["key"] for m in frames if m["topic"] == "positions.air"] == [b"4ca1f0"]  # one entity: keyed by it
 

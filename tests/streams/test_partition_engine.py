@@ -247,3 +247,35 @@ def test_bad_records_are_refused_one_by_one_and_the_rest_goes_on(settings: Setti
     assert all(r.offset == 7 for r in out.refused)
     assert out.records == 3
     assert [p.entity_id for p in [record_from_wire(frame[0])] if isinstance(p, Position)] == [mine]
+
+
+def test_every_partition_finishes_at_the_end_of_the_whole_input(settings: Settings, env: Environment) -> None:
+    """Replay expires every track at the newest event time of the whole input; a partition
+    whose own records end hours earlier must too (the end-of-input marker carries that time)."""
+    with ExitStack() as stack:
+        items = [i for i in merged_items([SAMPLE], None, stack, RunReport()) if not isinstance(i, Reject)][:8000]
+    end = max(i.ts for i in items)
+    part = Partitioner(PARTITIONS)
+    items = [i for i in items if part(entity_key(i)) != 0 or i.ts <= end - 3 * 3600]  # partition 0 stops early
+    wires = {p: [record_to_wire(i) for i in items if part(entity_key(i)) == p] for p in range(PARTITIONS)}
+    pipeline = Pipeline(settings, env, cells=NoCells())
+    expected: list[Alert] = []
+    for item in items:
+        expected += pipeline.push(item)
+    expected += pipeline.finish()
+
+    def worker(input_end: float | None) -> list[Alert]:
+        got: list[Alert] = []
+        for p in range(PARTITIONS):
+            eng = PartitionEngine(settings, p, PARTITIONS, ("vessel",), build_track_detectors(settings.detectors, env, str(settings.path)), env)  # fmt: skip
+            wire = wires[p]
+            frames = [wire[k : k + FRAME] for k in range(0, len(wire), FRAME)]
+            for offset, frame in enumerate(frames):
+                got += eng.push_frame(offset, frame, offset).alerts
+            got += eng.push_frame(len(frames), [], None, end_of_input=True, input_end=input_end).alerts
+        return got
+
+    assert final(worker(end)) == final(expected)
+    # The partition's own end is not enough: tracks silent since partition 0's last record
+    # (gaps, loitering windows) would stay as they were three hours before the end.
+    assert final(worker(None)) != final(expected)

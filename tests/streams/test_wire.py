@@ -14,6 +14,7 @@ from models.position import Position, VesselStatic
 from streams.wire import (
     CONTROL_HEADER,
     END_OF_INPUT,
+    INPUT_END_HEADER,
     Partitioner,
     alert_value,
     cloudevents_headers,
@@ -22,6 +23,7 @@ from streams.wire import (
     decode_frame,
     encode_frame,
     header_dict,
+    input_end,
     is_end_of_input,
     murmur2,
     record_from_wire,
@@ -76,6 +78,9 @@ def test_bad_static_fields_are_refused() -> None:
 def test_end_of_input_marker() -> None:
     assert is_end_of_input([(CONTROL_HEADER, END_OF_INPUT)])
     assert not is_end_of_input(None) and not is_end_of_input([("other", b"x")])
+    assert input_end([(CONTROL_HEADER, END_OF_INPUT), (INPUT_END_HEADER, b"1591315199.5")]) == 1591315199.5
+    assert input_end([(INPUT_END_HEADER, b"soon")]) is None and input_end([(INPUT_END_HEADER, b"nan")]) is None
+    assert input_end([(CONTROL_HEADER, END_OF_INPUT)]) is None  # a marker from an older feed: the partition's own end
 
 
 def test_alert_value_and_cloudevents_headers() -> None:

@@ -1,0 +1,62 @@
+"""A rebalance on the worker's own handlers: state written when partitions are revoked, nothing after.
+
+A partition revoked in a rebalance may go to another worker, which restores it from the
+tables once the rebalance is over. A write of the old owner landing after that restore
+would mix two owners' state, so the worker writes each revoked partition's state at once
+and then nothing more until the assignment says whether it keeps the partition.
+The same flow against a real broker is ``tests/kafka/test_streaming.py`` (killed worker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from detectors.base import Environment
+from models.settings import Settings
+from streams.metrics import Metrics
+from streams.topics import stream_settings
+from streams.wire import Partitioner
+from tests.streams.test_worker_metrics import TP, Message, env, frames, make_worker, run
+
+__all__ = ["env", "frames"]  # module fixtures shared with the metrics tests
+
+
+def test_revoked_partitions_are_written_then_frozen_until_the_assignment(
+    settings: Settings, env: Environment, frames: list[bytes]
+) -> None:
+    worker = make_worker(settings, env, Metrics())
+    t = stream_settings(settings).topics
+    tp = TP(t.positions_vessel, Partitioner(t.partitions)("367584050"))
+    worker.topo.app.consumer.highwaters[tp] = len(frames)  # type: ignore[attr-defined]
+    changelog = worker.topo.tables[t.positions_vessel].changelog_topic
+    half = len(frames) // 2
+    run(worker, (Message(tp, o, frames[o]) for o in range(half)))
+    slot = worker.slots[tp]
+    assert not slot.engine.idle(), "processed since the last flush: a revoke has something to write"
+
+    asyncio.run(worker._on_revoked(None, {tp}))
+    written = len(changelog.sent)
+    assert written > 0 and changelog.sent[-1]["key"] == slot.engine.checkpoint_key  # checkpoint last
+    assert slot.engine.flushed_offset == half - 1 and slot.frozen
+
+    # While frozen: messages are left for the next owner (or for this one, read again after
+    # the rebalance), and neither a flush nor the idle timer writes.
+    run(worker, (Message(tp, o, frames[o]) for o in range(half, half + 2)))
+    assert slot.engine.last_offset == half - 1
+    asyncio.run(worker._flush(tp, slot))
+    slot.flushed_at = 0.0
+    asyncio.run(worker._flush_idle())
+    assert len(changelog.sent) == written
+
+    # Kept in the assignment: the same engine goes on where it was.
+    asyncio.run(worker._on_assigned(None, {tp}))
+    assert worker.slots[tp] is slot and not slot.frozen
+    run(worker, (Message(tp, o, frames[o]) for o in range(half, len(frames))))
+    assert slot.engine.last_offset == len(frames) - 1
+    asyncio.run(worker._flush(tp, slot))
+    assert len(changelog.sent) > written
+
+    # Revoked and given to another worker: dropped, never written again.
+    asyncio.run(worker._on_revoked(None, {tp}))
+    asyncio.run(worker._on_assigned(None, set()))
+    assert tp not in worker.slots
