@@ -224,6 +224,14 @@ class Worker:
         if slot.frozen:  # fetched before the rebalance; read again from the committed offset after it
             self.counts["stale"] += 1
             return
+        if slot.engine.skipped(msg.offset):
+            log.warning(
+                "partition %s: offset %d after %d, messages between never read: restoring from the table",
+                msg.tp, msg.offset, slot.engine.last_offset,
+            )  # fmt: skip
+            self.counts["offset_gaps"] += 1
+            del self.slots[msg.tp]
+            slot = self._slot(msg.tp)
         async with slot.lock:
             missing_from = slot.engine.missing_before(msg.offset)
             if missing_from is not None:

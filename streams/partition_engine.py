@@ -230,6 +230,16 @@ class PartitionEngine:
             return resume
         return None
 
+    def skipped(self, offset: int) -> bool:
+        """This message is not the one after the last taken: the consumer jumped over some.
+
+        Offsets of a position topic follow each other; a jump means messages this engine
+        never saw (a seek past them, or another worker took the partition meanwhile and
+        committed). The shell then starts the partition again from the table, as after an
+        assignment. A restored engine's first message is checked by :meth:`missing_before`.
+        """
+        return self._resume is None and self.last_offset >= 0 and offset > self.last_offset + 1
+
     def _record(self, element: Any) -> tuple[Record, TrackKey]:
         record = record_from_wire(element)
         etype = entity_type(record)

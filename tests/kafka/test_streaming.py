@@ -146,8 +146,14 @@ class Collector:
                 f" (got r{got[i].revision if i in got else 0}; on {self.upstream}: {before.get(i, [])})"
                 for i in lacking
             ]
+            extra = [
+                f"{a.kind} {[e.id for e in a.entities]} r{a.revision} {a.start_ts}-{a.end_ts}"
+                for i, a in got.items()
+                if i not in expected
+            ]
+            missing += [f"not expected: {extra[:10]}"] if extra else []
             stalls = "\n".join(f"worker {p.proc.pid if p.proc else '?'}:\n--- {p.stalled_tasks()}" for p in procs)
-            detail = f"{len(missing)} missing: {missing[:10]}\ntasks:\n{stalls}\nlogs:\n{_worker_tails(*procs)}"
+            detail = f"{len(missing)} missing: {missing[:12]}\ntasks:\n{stalls}\nlogs:\n{_worker_tails(*procs)}"
             raise TimeoutError(f"{exc}: {detail}") from None
 
 

@@ -10,12 +10,14 @@ The same flow against a real broker is ``tests/kafka/test_streaming.py`` (killed
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from detectors.base import Environment
 from models.settings import Settings
+from streams.agents import Worker
 from streams.metrics import Metrics
 from streams.topics import stream_settings
-from streams.wire import Partitioner
+from streams.wire import Partitioner, decode_alert
 from tests.streams.test_worker_metrics import TP, Message, env, frames, make_worker, run
 
 __all__ = ["env", "frames"]  # module fixtures shared with the metrics tests
@@ -60,3 +62,43 @@ def test_revoked_partitions_are_written_then_frozen_until_the_assignment(
     asyncio.run(worker._on_revoked(None, {tp}))
     asyncio.run(worker._on_assigned(None, set()))
     assert tp not in worker.slots
+
+
+def _finals(worker: Worker) -> dict[str, tuple[int, bytes]]:
+    best: dict[str, tuple[int, bytes]] = {}
+    for sent in worker.topo.alerts.sent:  # type: ignore[attr-defined]
+        alert = decode_alert(sent["value"])
+        if alert.id not in best or alert.revision > best[alert.id][0]:
+            best[alert.id] = (alert.revision, sent["value"])
+    return best
+
+
+def test_a_jump_in_offsets_restarts_the_partition_from_the_table(
+    settings: Settings, env: Environment, frames: list[bytes]
+) -> None:
+    """Messages the consumer jumped over are read again from the table's checkpoint on, not lost."""
+    t = stream_settings(settings).topics
+    tp = TP(t.positions_vessel, Partitioner(t.partitions)("367584050"))
+    clean = make_worker(settings, env, Metrics())
+    clean.topo.app.consumer.highwaters[tp] = len(frames)  # type: ignore[attr-defined]
+    run(clean, (Message(tp, o, frames[o]) for o in range(len(frames))))
+
+    worker = make_worker(settings, env, Metrics())
+    worker.topo.app.consumer.highwaters[tp] = len(frames)  # type: ignore[attr-defined]
+    half = len(frames) // 2
+    run(worker, (Message(tp, o, frames[o]) for o in range(half)))
+    first = worker.slots[tp]
+    asyncio.run(worker._flush(tp, first))
+    run(worker, (Message(tp, o, frames[o]) for o in range(half, half + 2)))  # taken, not yet written
+    read: list[tuple[int, int]] = []
+
+    async def backfill(tp_: Any, slot: Any, start: int, stop: int, timeout_s: float = 60.0) -> None:
+        read.append((start, stop))  # the log itself stands in for a plain consumer here
+        for o in range(start, stop):
+            await worker._push(Message(tp_, o, frames[o]), slot, None)
+
+    worker._backfill = backfill  # type: ignore[method-assign]
+    run(worker, (Message(tp, o, frames[o]) for o in range(half + 4, len(frames))))  # half+2, half+3 skipped
+    assert worker.slots[tp] is not first and worker.counts["offset_gaps"] == 1
+    assert len(read) == 1 and read[0][0] <= half and read[0][1] == half + 4
+    assert _finals(worker) == _finals(clean)
