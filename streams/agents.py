@@ -55,6 +55,7 @@ class Slot:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     flushed_at: float = field(default_factory=time.monotonic)
     frozen: bool = False  # revoked in a rebalance not yet over: write nothing (see Worker._on_revoked)
+    sent: list[tuple[Any, Any, dict[str, Any]]] = field(default_factory=list)  # (future, topic, send kwargs)
 
 
 @dataclass
@@ -262,11 +263,10 @@ class Worker:
         for refused in out.refused:
             if single and refused.offset == msg.offset and refused.index == 0:
                 refused.raw, refused.index = msg.value, None  # one record per message: its own bytes
-            await self._refused(msg.topic, msg.partition, msg.key, refused)
+            await self._refused(msg.topic, msg.partition, msg.key, refused, slot)
         for alert in out.alerts:
-            await self.topo.alerts.send(
-                key=alert.id.encode(), value=alert_value(alert), headers=cloudevents_headers(alert)
-            )
+            await self._send(slot, self.topo.alerts, key=alert.id.encode(), value=alert_value(alert),
+                             headers=cloudevents_headers(alert))  # fmt: skip
         await send_cells(self.topo, out.cells)  # stage-1 notes of the pairwise detectors
         if self.metrics is not None:
             self._count(msg.topic, engine, out)
@@ -330,13 +330,37 @@ class Worker:
     def _interval_passed(self, slot: Slot) -> bool:
         return time.monotonic() - slot.flushed_at >= self.flush_interval_s
 
+    async def _send(self, slot: Slot, topic: Any, **kw: Any) -> None:
+        """Send, keeping the result: the partition's next checkpoint waits until the broker has it."""
+        slot.sent.append((await topic.send(**kw), topic, kw))
+
+    async def _delivered(self, tp: Any, slot: Slot) -> bool:
+        """Whether every alert and dead letter sent for this partition reached the broker.
+
+        Called after the producer's flush. Sends that failed (after the client's own retries)
+        go out again, and the checkpoint waits for the next flush: a checkpoint must never
+        cover a message whose output was lost.
+        """
+        if not all(fut.done() for fut, _, _ in slot.sent):
+            return False  # still in flight: look again at the next flush
+        failed = [(topic, kw) for fut, topic, kw in slot.sent if fut.cancelled() or fut.exception() is not None]
+        if not failed:
+            slot.sent = []
+            return True
+        log.warning("partition %s: %d sends not delivered, sending them again before writing state", tp, len(failed))
+        self.counts["resent"] += len(failed)
+        slot.sent = [(await topic.send(**kw), topic, kw) for topic, kw in failed]
+        return False
+
     async def _flush(self, tp: Any, slot: Slot) -> None:
         """Write the engine's changes (after every alert and dead letter is delivered), then ack."""
         if self.slots.get(tp) is not slot or slot.frozen:
             return  # revoked meanwhile: another worker restores from the last checkpoint
-        flush = slot.engine.flush()
         slot.flushed_at = time.monotonic()
         await self.topo.app.producer.flush()
+        if not await self._delivered(tp, slot):
+            return
+        flush = slot.engine.flush()
         table = self.topo.tables[tp.topic]
         changelog, store = table.changelog_topic, table.data
         for key, value in flush.writes:
@@ -395,9 +419,9 @@ class Worker:
                 await self._dead_letter(msg, "internal_error", repr(exc))
 
     # --- dead letters ---------------------------------------------------------------------------
-    async def _refused(self, topic: str, partition: int, key: Any, r: Refused) -> None:
+    async def _refused(self, topic: str, partition: int, key: Any, r: Refused, slot: Slot) -> None:
         headers = dead_letter_headers(r.reason, topic, partition, r.offset, r.detail, r.index)
-        await self.topo.dead_letter.send(key=key, value=r.raw, headers=headers)
+        await self._send(slot, self.topo.dead_letter, key=key, value=r.raw, headers=headers)
         self._dead_lettered(r.reason)
 
     async def _dead_letter(self, msg: Any, reason: str, detail: str) -> None:

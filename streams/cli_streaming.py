@@ -131,6 +131,13 @@ def _feed(args: argparse.Namespace, stream: Any) -> int:
         f"{report.rejects:,} rejects to {stream.topics.dead_letter}; {report.seconds:.1f} s ({rate:,.0f} records/s)",
         file=sys.stderr,
     )
+    if report.failed_messages:
+        print(
+            f"error: the broker did not accept {report.failed_messages:,} messages "
+            f"({report.failed_records:,} records); first error: {report.first_error}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -50,6 +50,9 @@ class FeedReport:
     by_topic: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     inputs: list[tuple[str, str]] = field(default_factory=list)
+    failed_messages: int = 0  # sends the broker did not accept (after the producer's retries)
+    failed_records: int = 0
+    first_error: str = ""
 
 
 class FramePublisher:
@@ -88,7 +91,7 @@ class FramePublisher:
         ]
         if reject.detail:
             headers.append(("dlq_detail", reject.detail[:500].encode()))
-        self.producer.send(self.topics.dead_letter, value=reject.raw.encode("utf-8", "replace"), headers=headers)
+        self._send_checked(0, self.topics.dead_letter, value=reject.raw.encode("utf-8", "replace"), headers=headers)
         self.report.rejects += 1
 
     def tick(self) -> None:
@@ -109,8 +112,21 @@ class FramePublisher:
             headers.append((INPUT_END_HEADER, repr(self.max_ts).encode()))
         for topic in self.topics.position_topics():
             for partition in range(self.topics.partitions):
-                self.producer.send(topic, value=b"[]", partition=partition, headers=headers)
+                self._send_checked(0, topic, value=b"[]", partition=partition, headers=headers)
                 self.report.messages += 1
+
+    def _send_checked(self, records: int, topic: str, **kw: Any) -> None:
+        """Send, and count the message (and its records) if the broker does not accept it."""
+        future = self.producer.send(topic, **kw)
+        if hasattr(future, "add_errback"):
+            future.add_errback(self._failed, records)
+
+    def _failed(self, exc: BaseException, records: int) -> None:
+        report = self.report
+        report.failed_messages += 1
+        report.failed_records += records
+        if not report.first_error:
+            report.first_error = repr(exc)
 
     def _send(self, where: tuple[str, int]) -> None:
         frame = self._frames.pop(where)
@@ -118,9 +134,10 @@ class FramePublisher:
         topic, partition = where
         # A frame of one entity is keyed by it, as a one-record producer would key it.
         key = frame[0]["id"] if all(r["id"] == frame[0]["id"] for r in frame) else None
-        self.producer.send(
-            topic, value=encode_frame(frame), key=None if key is None else str(key).encode(), partition=partition
-        )
+        self._send_checked(
+            len(frame), topic, value=encode_frame(frame), key=None if key is None else str(key).encode(),
+            partition=partition,
+        )  # fmt: skip
         self.report.messages += 1
         self.report.by_topic[topic] = self.report.by_topic.get(topic, 0) + len(frame)
 

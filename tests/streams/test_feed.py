@@ -85,3 +85,37 @@ def test_a_tcp_nmea_feed_gets_receive_times_and_is_published(settings: Settings,
     assert report.records == len(records) == 3 and report.rejects == 1
     assert all(before - 1 <= r.ts <= time.time() + 1 for r in records)
     assert not [m for m in rec.sent if m["headers"] and m["headers"][0][0] == "vigiamar_control"]  # live: no end
+
+
+class Refusing(Recorder):
+    """A producer whose broker refuses every frame of partition 0 (after its retries)."""
+
+    def send(self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None,
+             headers: list[tuple[str, bytes]] | None = None) -> Any:  # fmt: skip
+        super().send(topic, value, key, partition, headers)
+        return _Failed(REFUSED if partition == 0 and value != b"[]" else None)
+
+
+REFUSED = ValueError("NotLeaderForPartitionError")
+
+
+class _Failed:
+    def __init__(self, exc: Exception | None) -> None:
+        self.exc = exc
+
+    def add_errback(self, fn: Any, *args: Any) -> None:
+        if self.exc is not None:
+            fn(self.exc, *args)
+
+
+def test_sends_the_broker_refuses_are_counted_not_lost_silently(settings: Settings) -> None:
+    stream = stream_settings(settings)
+    report = FeedReport()
+    pub = FramePublisher(Refusing(), stream, report)
+    fixes = [Position("vessel", str(366000000 + i % 23), 1.6e9 + i, 36.0, -75.0, source="t") for i in range(500)]
+    for fix in fixes:
+        pub.add(fix)
+    pub.end_of_input()
+    part = Partitioner(stream.topics.partitions)
+    assert report.failed_records == sum(part(f.entity_id) == 0 for f in fixes) > 0
+    assert report.failed_messages >= 1 and "NotLeaderForPartition" in report.first_error

@@ -267,7 +267,8 @@ def test_every_partition_finishes_at_the_end_of_the_whole_input(settings: Settin
     def worker(input_end: float | None) -> list[Alert]:
         got: list[Alert] = []
         for p in range(PARTITIONS):
-            eng = PartitionEngine(settings, p, PARTITIONS, ("vessel",), build_track_detectors(settings.detectors, env, str(settings.path)), env)  # fmt: skip
+            detectors = build_track_detectors(settings.detectors, env, str(settings.path))
+            eng = PartitionEngine(settings, p, PARTITIONS, ("vessel",), detectors, env)
             wire = wires[p]
             frames = [wire[k : k + FRAME] for k in range(0, len(wire), FRAME)]
             for offset, frame in enumerate(frames):

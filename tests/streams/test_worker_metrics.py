@@ -61,9 +61,18 @@ class Sink:
 
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
+        self.refuse = 0  # the next sends the broker refuses
 
-    async def send(self, **kw: Any) -> None:
+    async def send(self, **kw: Any) -> asyncio.Future[None]:
+        """Like faust's ``Topic.send``: the result is a future the broker's answer completes."""
         self.sent.append(kw)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.refuse:
+            self.refuse -= 1
+            fut.set_exception(RuntimeError("NotLeaderForPartitionError"))
+        else:
+            fut.set_result(None)
+        return fut
 
     async def flush(self) -> None:
         pass

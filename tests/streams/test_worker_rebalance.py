@@ -102,3 +102,29 @@ def test_a_jump_in_offsets_restarts_the_partition_from_the_table(
     assert worker.slots[tp] is not first and worker.counts["offset_gaps"] == 1
     assert len(read) == 1 and read[0][0] <= half and read[0][1] == half + 4
     assert _finals(worker) == _finals(clean)
+
+
+def test_a_checkpoint_waits_until_the_alerts_it_covers_reached_the_broker(
+    settings: Settings, env: Environment, frames: list[bytes]
+) -> None:
+    """A refused alert send is sent again; the state that covers it is written only after."""
+    worker = make_worker(settings, env, Metrics())
+    t = stream_settings(settings).topics
+    tp = TP(t.positions_vessel, Partitioner(t.partitions)("367584050"))
+    worker.topo.app.consumer.highwaters[tp] = len(frames)  # type: ignore[attr-defined]
+    alerts = worker.topo.alerts
+    changelog = worker.topo.tables[t.positions_vessel].changelog_topic
+    worker.flush_records = 10**9  # flushes only when the test asks
+    worker.flush_interval_s = 10**9
+    alerts.refuse = 1  # type: ignore[attr-defined]
+    run(worker, (Message(tp, o, frames[o]) for o in range(len(frames))))
+    slot = worker.slots[tp]
+    sent = len(alerts.sent)  # type: ignore[attr-defined]
+    assert sent > 0, "the slice gives alerts"
+
+    asyncio.run(worker._flush(tp, slot))
+    assert changelog.sent == [] and worker.counts["resent"] == 1  # nothing written: one alert went again
+    assert alerts.sent[-1] == alerts.sent[0]  # type: ignore[attr-defined]
+    asyncio.run(worker._flush(tp, slot))
+    assert changelog.sent and changelog.sent[-1]["key"] == slot.engine.checkpoint_key
+    assert len(alerts.sent) == sent + 1  # type: ignore[attr-defined]
