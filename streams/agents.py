@@ -362,14 +362,13 @@ class Worker:
             return
         flush = slot.engine.flush()
         table = self.topo.tables[tp.topic]
-        changelog, store = table.changelog_topic, table.data
+        store, producer = table.data, self.topo.app.producer
+        changelog = table.changelog_topic.get_topic_name()
         for key, value in flush.writes:
-            # Topic.send hands the record to the Kafka client at once (Table.send_changelog
-            # queues it in faust's own buffer, which a commit's flush may leave behind: the
-            # commit would then outrun the checkpoint).
-            await changelog.send(
-                key=key, value=value, partition=tp.partition, key_serializer="raw", value_serializer="raw"
-            )
+            # Straight to the Kafka client, in order, already serialised: Table.send_changelog
+            # queues in faust's own buffer, which a commit's flush may leave behind (the commit
+            # would then outrun the checkpoint), and Topic.send costs ~0.1 ms a record.
+            await producer.send(changelog, key, value, tp.partition, None, None)
             if value is None:
                 store.pop(key, None)
             else:

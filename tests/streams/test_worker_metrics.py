@@ -25,6 +25,7 @@ from streams.topics import stream_settings
 from streams.wire import Partitioner, encode_frame, record_to_wire
 from tests.conftest import TEST_DATA
 
+CHANGELOG = "vigiamar-tracks-vessel-changelog"
 SLICE = TEST_DATA / "vb_367584050_2020-06-04.csv.gz"  # one vessel, 484 positions
 FRAME = 50
 
@@ -59,13 +60,19 @@ class Event:
 class Sink:
     """A topic, a producer or a stream: takes what it is given."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "") -> None:
+        self.name = name
         self.sent: list[dict[str, Any]] = []
         self.refuse = 0  # the next sends the broker refuses
 
-    async def send(self, **kw: Any) -> asyncio.Future[None]:
-        """Like faust's ``Topic.send``: the result is a future the broker's answer completes."""
-        self.sent.append(kw)
+    def get_topic_name(self) -> str:
+        return self.name
+
+    async def send(self, *args: Any, **kw: Any) -> asyncio.Future[None]:
+        """Like faust's ``Topic.send`` (keywords) and ``Producer.send`` (topic, key, value,
+        partition, timestamp, headers): the result is a future the broker's answer completes."""
+        names = ("topic", "key", "value", "partition", "timestamp", "headers")
+        self.sent.append(kw or dict(zip(names, args, strict=True)))
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self.refuse:
             self.refuse -= 1
@@ -109,7 +116,7 @@ def make_worker(settings: Settings, env: Environment, metrics: Metrics) -> Worke
         app=App(), brokers="", stream=stream, settings=settings, env=env,  # type: ignore[arg-type]
         detectors=build_track_detectors(settings.detectors, env, str(settings.path)),
         positions={t.positions_vessel: None}, entity_types={t.positions_vessel: ("vessel",)},
-        tables={t.positions_vessel: type("Table", (), {"data": {}, "changelog_topic": Sink()})()},
+        tables={t.positions_vessel: type("Table", (), {"data": {}, "changelog_topic": Sink(CHANGELOG)})()},
         alerts=Sink(), agencies={}, dead_letter=Sink(),
     )  # fmt: skip
     worker = Worker(topo, metrics)
@@ -133,6 +140,11 @@ def frames() -> list[bytes]:
     out.insert(3, b"\x00 not json")  # a poison pill
     out.insert(7, encode_frame([wire[6 * FRAME - 1]]))  # the last fix of the frame before, again
     return out
+
+
+def changelog_writes(worker: Worker) -> list[dict[str, Any]]:
+    """What the worker wrote to the state changelog (through the app's producer)."""
+    return [m for m in worker.topo.app.producer.sent if m.get("topic") == CHANGELOG]  # type: ignore[attr-defined]
 
 
 def run(worker: Worker, messages: Iterator[Message]) -> None:

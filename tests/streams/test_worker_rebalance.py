@@ -18,7 +18,7 @@ from streams.agents import Worker
 from streams.metrics import Metrics
 from streams.topics import stream_settings
 from streams.wire import Partitioner, decode_alert
-from tests.streams.test_worker_metrics import TP, Message, env, frames, make_worker, run
+from tests.streams.test_worker_metrics import TP, Message, changelog_writes, env, frames, make_worker, run
 
 __all__ = ["env", "frames"]  # module fixtures shared with the metrics tests
 
@@ -30,15 +30,14 @@ def test_revoked_partitions_are_written_then_frozen_until_the_assignment(
     t = stream_settings(settings).topics
     tp = TP(t.positions_vessel, Partitioner(t.partitions)("367584050"))
     worker.topo.app.consumer.highwaters[tp] = len(frames)  # type: ignore[attr-defined]
-    changelog = worker.topo.tables[t.positions_vessel].changelog_topic
     half = len(frames) // 2
     run(worker, (Message(tp, o, frames[o]) for o in range(half)))
     slot = worker.slots[tp]
     assert not slot.engine.idle(), "processed since the last flush: a revoke has something to write"
 
     asyncio.run(worker._on_revoked(None, {tp}))
-    written = len(changelog.sent)
-    assert written > 0 and changelog.sent[-1]["key"] == slot.engine.checkpoint_key  # checkpoint last
+    written = len(changelog_writes(worker))
+    assert written > 0 and changelog_writes(worker)[-1]["key"] == slot.engine.checkpoint_key  # checkpoint last
     assert slot.engine.flushed_offset == half - 1 and slot.frozen
 
     # While frozen: messages are left for the next owner (or for this one, read again after
@@ -48,7 +47,7 @@ def test_revoked_partitions_are_written_then_frozen_until_the_assignment(
     asyncio.run(worker._flush(tp, slot))
     slot.flushed_at = 0.0
     asyncio.run(worker._flush_idle())
-    assert len(changelog.sent) == written
+    assert len(changelog_writes(worker)) == written
 
     # Kept in the assignment: the same engine goes on where it was.
     asyncio.run(worker._on_assigned(None, {tp}))
@@ -56,7 +55,7 @@ def test_revoked_partitions_are_written_then_frozen_until_the_assignment(
     run(worker, (Message(tp, o, frames[o]) for o in range(half, len(frames))))
     assert slot.engine.last_offset == len(frames) - 1
     asyncio.run(worker._flush(tp, slot))
-    assert len(changelog.sent) > written
+    assert len(changelog_writes(worker)) > written
 
     # Revoked and given to another worker: dropped, never written again.
     asyncio.run(worker._on_revoked(None, {tp}))
@@ -113,7 +112,6 @@ def test_a_checkpoint_waits_until_the_alerts_it_covers_reached_the_broker(
     tp = TP(t.positions_vessel, Partitioner(t.partitions)("367584050"))
     worker.topo.app.consumer.highwaters[tp] = len(frames)  # type: ignore[attr-defined]
     alerts = worker.topo.alerts
-    changelog = worker.topo.tables[t.positions_vessel].changelog_topic
     worker.flush_records = 10**9  # flushes only when the test asks
     worker.flush_interval_s = 10**9
     alerts.refuse = 1  # type: ignore[attr-defined]
@@ -123,8 +121,8 @@ def test_a_checkpoint_waits_until_the_alerts_it_covers_reached_the_broker(
     assert sent > 0, "the slice gives alerts"
 
     asyncio.run(worker._flush(tp, slot))
-    assert changelog.sent == [] and worker.counts["resent"] == 1  # nothing written: one alert went again
+    assert changelog_writes(worker) == [] and worker.counts["resent"] == 1  # nothing written: one alert went again
     assert alerts.sent[-1] == alerts.sent[0]  # type: ignore[attr-defined]
     asyncio.run(worker._flush(tp, slot))
-    assert changelog.sent and changelog.sent[-1]["key"] == slot.engine.checkpoint_key
+    assert changelog_writes(worker) and changelog_writes(worker)[-1]["key"] == slot.engine.checkpoint_key
     assert len(alerts.sent) == sent + 1  # type: ignore[attr-defined]
