@@ -267,7 +267,7 @@ class Worker:
         for alert in out.alerts:
             await self._send(slot, self.topo.alerts, key=alert.id.encode(), value=alert_value(alert),
                              headers=cloudevents_headers(alert))  # fmt: skip
-        await send_cells(self.topo, out.cells)  # stage-1 notes of the pairwise detectors
+        await send_cells(self.topo, out.cells, slot.sent)  # stage-1 notes of the pairwise detectors
         if self.metrics is not None:
             self._count(msg.topic, engine, out)
         return end
@@ -334,12 +334,13 @@ class Worker:
         """Send, keeping the result: the partition's next checkpoint waits until the broker has it."""
         slot.sent.append((await topic.send(**kw), topic, kw))
 
-    async def _delivered(self, tp: Any, slot: Slot) -> bool:
+    async def _delivered(self, tp: Any, slot: Any) -> bool:
         """Whether every alert and dead letter sent for this partition reached the broker.
 
-        Called after the producer's flush. Sends that failed (after the client's own retries)
-        go out again, and the checkpoint waits for the next flush: a checkpoint must never
-        cover a message whose output was lost.
+        ``slot``: anything with a ``sent`` list of (future, topic, send kwargs), a position
+        partition's or a cells partition's. Called after the producer's flush. Sends that
+        failed (after the client's own retries) go out again, and the checkpoint waits for the
+        next flush: a checkpoint must never cover a message whose output was lost.
         """
         if not all(fut.done() for fut, _, _ in slot.sent):
             return False  # still in flight: look again at the next flush

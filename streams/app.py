@@ -61,6 +61,9 @@ def faust_app(stream: StreamSettings, brokers: str, options: FaustOptions) -> fa
         "broker_session_timeout": k.session_timeout_s,
         "broker_heartbeat_interval": k.heartbeat_interval_s,
         "broker_request_timeout": k.request_timeout_s,
+        # faust's default is 20 min: a produce request the broker never answers would hold
+        # every flush that long; failed sends are sent again before state is written.
+        "producer_request_timeout": k.request_timeout_s,
         "broker_commit_interval": k.commit_interval_s,
         "stream_wait_empty": False,  # messages held in the reorder buffer stay unacked on purpose
         "consumer_auto_offset_reset": "earliest",

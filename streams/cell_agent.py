@@ -41,6 +41,7 @@ class CellSlot:
     handles: list[Any] = field(default_factory=list)  # messages applied since the last snapshot
     fresh: bool = True  # restored, no message taken yet
     frozen: bool = False  # revoked in a rebalance not yet over: write nothing
+    sent: list[Any] = field(default_factory=list)  # (future, topic, kwargs) of outputs not yet confirmed
 
 
 def encode_snapshot(data: dict[str, Any]) -> bytes:
@@ -177,23 +178,23 @@ class CellAgent:
             reason = exc.reason if isinstance(exc, DecodeError) else "bad_json"
             await self.worker._dead_letter(_Raw(tp, offset, value), reason, str(exc))
             return
-        await self._publish(alerts, relays)
+        await self._publish(slot, alerts, relays)
 
-    async def _publish(self, alerts: list[Alert], relays: list[CellMessage]) -> None:
+    async def _publish(self, slot: CellSlot, alerts: list[Alert], relays: list[CellMessage]) -> None:
         """Alerts to the alerts topic; relays to the cells topic (the durable copy) and straight
-        to the cells partitions this worker holds, which may be waiting for them."""
+        to the cells partitions this worker holds, which may be waiting for them. The results
+        are kept in the slot whose state they come from: its snapshot waits for them."""
         for alert in alerts:
-            await self.topo.alerts.send(
-                key=alert.id.encode(), value=alert_value(alert), headers=cloudevents_headers(alert)
-            )
+            kw = {"key": alert.id.encode(), "value": alert_value(alert), "headers": cloudevents_headers(alert)}
+            slot.sent.append((await self.topo.alerts.send(**kw), self.topo.alerts, kw))
             if self.worker.metrics is not None:
                 self.worker.metrics.alert(alert)
-        await send_cells(self.topo, relays)
-        local = {tp.partition: slot for tp, slot in self.slots.items()}
+        await send_cells(self.topo, relays, slot.sent)
+        local = {tp.partition: s for tp, s in self.slots.items()}
         for partition, _, value in relays:
-            slot = local.get(partition)
-            if slot is not None and not slot.fresh:
-                await self._publish(*slot.engine.deliver(value))
+            other = local.get(partition)
+            if other is not None and not other.fresh:
+                await self._publish(other, *other.engine.deliver(value))
 
     async def flush(self, tp: Any, slot: CellSlot) -> None:
         """Snapshot (after the alerts and relays it covers are delivered), then acknowledge."""
@@ -202,8 +203,10 @@ class CellAgent:
         slot.flushed_at = time.monotonic()
         if slot.engine.idle() and not slot.handles:
             return
-        value = encode_snapshot(slot.engine.snapshot())
         await self.topo.app.producer.flush()
+        if not await self.worker._delivered(tp, slot):
+            return  # an output the broker refused went again: snapshot at the next flush
+        value = encode_snapshot(slot.engine.snapshot())
         table = self.topo.cell_table
         key = self._key(tp.partition)
         await table.changelog_topic.send(
@@ -259,6 +262,10 @@ class _Raw:
         return int(self.tp.partition)
 
 
-async def send_cells(topo: Any, messages: list[CellMessage]) -> None:
+async def send_cells(topo: Any, messages: list[CellMessage], sent: list[Any] | None = None) -> None:
+    """Send stage-1 notes or relays; with ``sent``, keep each result there (see ``Worker._delivered``)."""
     for partition, key, value in messages:
-        await topo.cells.send(key=key or None, value=orjson.dumps(value), partition=partition)
+        kw = {"key": key or None, "value": orjson.dumps(value), "partition": partition}
+        fut = await topo.cells.send(**kw)
+        if sent is not None:
+            sent.append((fut, topo.cells, kw))

@@ -42,3 +42,13 @@ def test_bad_values_name_their_key(settings: Settings, sections: dict[str, Any],
     with pytest.raises(ConfigError) as err:
         stream_settings(with_extra(settings, **sections))
     assert err.value.key == key
+
+
+def test_the_faust_app_takes_its_timeouts_from_the_kafka_section(settings: Settings) -> None:
+    """A produce request the broker never answers fails after ``request_timeout_s`` (faust's
+    own default is 20 min), so the worker sends it again instead of stalling its flushes."""
+    from streams.app import FaustOptions, faust_app
+
+    stream = stream_settings(with_extra(settings, kafka={"request_timeout_s": 25.0}))
+    app = faust_app(stream, "127.0.0.1:9", FaustOptions(app_id="t"))
+    assert app.conf.producer_request_timeout == app.conf.broker_request_timeout == 25.0
