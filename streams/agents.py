@@ -29,6 +29,7 @@ from typing import Any, cast
 
 from detectors.cell_slotting import EntityStage
 from models.errors import DecodeError
+from streams import rebalance
 from streams.app import Topology
 from streams.backfill import BackfillError, read_range
 from streams.cell_agent import CellAgent, send_cells
@@ -115,17 +116,7 @@ class Worker:
         partitions this worker keeps and drops the others (:meth:`_on_assigned`).
         """
         revoked = args[0] if args else kwargs.get("revoked", set())
-        for tp in revoked:
-            slot = self.slots.get(tp)
-            if slot is None or slot.frozen:
-                continue
-            try:
-                async with slot.lock:
-                    if not slot.engine.idle():
-                        await self._flush(tp, slot)
-            except Exception:
-                log.exception("flush of %s before the rebalance failed", tp)
-            slot.frozen = True
+        await rebalance.freeze(self.slots, revoked, self._flush_busy)
         if self.cell_agent is not None:
             await self.cell_agent.freeze(revoked)
         await self.topo.app.producer.flush()
@@ -133,11 +124,7 @@ class Worker:
     async def _on_assigned(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         """Keep engines only for partitions still ours (they saw no other worker meanwhile)."""
         assigned = args[0] if args else kwargs.get("assigned", set())
-        for tp, slot in list(self.slots.items()):
-            if tp in assigned:
-                slot.frozen = False  # nobody else held it meanwhile: go on from where it is
-                continue
-            del self.slots[tp]
+        for tp, _ in rebalance.thaw(self.slots, assigned):  # kept ones: nobody else held them meanwhile
             if self.metrics is not None:
                 self.metrics.forget_partition(tp.topic, tp.partition)
         if self.cell_agent is not None:
@@ -326,6 +313,10 @@ class Worker:
 
         tracks = sum(len(s.engine.pipeline.engine) for s in self.slots.values())
         return tracks, sum(count_cells(c) for c in self.cell_engines)
+
+    async def _flush_busy(self, tp: Any, slot: Slot) -> None:
+        if not slot.engine.idle():
+            await self._flush(tp, slot)
 
     def _interval_passed(self, slot: Slot) -> bool:
         return time.monotonic() - slot.flushed_at >= self.flush_interval_s

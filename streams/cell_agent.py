@@ -22,6 +22,7 @@ import orjson
 from detectors.routing import Router
 from models.alert import Alert
 from models.errors import DecodeError
+from streams import rebalance
 from streams.backfill import BackfillError, read_range
 from streams.cell_partition import CellMessage, CellPartitionEngine, source_id
 from streams.wire import alert_value, cloudevents_headers
@@ -121,26 +122,14 @@ class CellAgent:
 
     def revoke(self, assigned: Any) -> None:
         """Keep (and thaw) the cells partitions still assigned; drop the others."""
-        for tp, slot in list(self.slots.items()):
-            if tp in assigned:
-                slot.frozen = False
-                continue
-            stage = self.slots.pop(tp).engine.stage
+        for _, slot in rebalance.thaw(self.slots, assigned):
+            stage = slot.engine.stage
             self.worker.cell_engines = [c for c in self.worker.cell_engines if c is not stage]
 
     async def freeze(self, revoked: Any) -> None:
         """A rebalance starts: snapshot the revoked cells partitions, then write nothing more
         for them until the assignment (see :meth:`Worker._on_revoked`)."""
-        for tp in revoked:
-            slot = self.slots.get(tp)
-            if slot is None or slot.frozen:
-                continue
-            try:
-                async with slot.lock:
-                    await self.flush(tp, slot)
-            except Exception:
-                log.exception("flush of %s before the rebalance failed", tp)
-            slot.frozen = True
+        await rebalance.freeze(self.slots, revoked, self.flush)
 
     async def on_message(self, event: Any) -> None:
         msg = event.message

@@ -23,13 +23,19 @@ from tests.streams.test_worker_metrics import TP, Message, changelog_writes, env
 __all__ = ["env", "frames"]  # module fixtures shared with the metrics tests
 
 
-def test_revoked_partitions_are_written_then_frozen_until_the_assignment(
-    settings: Settings, env: Environment, frames: list[bytes]
-) -> None:
+def _worker(settings: Settings, env: Environment, messages: int) -> tuple[Worker, TP]:
+    """A worker with a stand-in for Kafka, and the partition of the slice's vessel (``messages`` long)."""
     worker = make_worker(settings, env, Metrics())
     t = stream_settings(settings).topics
     tp = TP(t.positions_vessel, Partitioner(t.partitions)("367584050"))
-    worker.topo.app.consumer.highwaters[tp] = len(frames)  # type: ignore[attr-defined]
+    worker.topo.app.consumer.highwaters[tp] = messages  # type: ignore[attr-defined]
+    return worker, tp
+
+
+def test_revoked_partitions_are_written_then_frozen_until_the_assignment(
+    settings: Settings, env: Environment, frames: list[bytes]
+) -> None:
+    worker, tp = _worker(settings, env, len(frames))
     half = len(frames) // 2
     run(worker, (Message(tp, o, frames[o]) for o in range(half)))
     slot = worker.slots[tp]
@@ -76,14 +82,10 @@ def test_a_jump_in_offsets_restarts_the_partition_from_the_table(
     settings: Settings, env: Environment, frames: list[bytes]
 ) -> None:
     """Messages the consumer jumped over are read again from the table's checkpoint on, not lost."""
-    t = stream_settings(settings).topics
-    tp = TP(t.positions_vessel, Partitioner(t.partitions)("367584050"))
-    clean = make_worker(settings, env, Metrics())
-    clean.topo.app.consumer.highwaters[tp] = len(frames)  # type: ignore[attr-defined]
+    clean, tp = _worker(settings, env, len(frames))
     run(clean, (Message(tp, o, frames[o]) for o in range(len(frames))))
 
-    worker = make_worker(settings, env, Metrics())
-    worker.topo.app.consumer.highwaters[tp] = len(frames)  # type: ignore[attr-defined]
+    worker, _ = _worker(settings, env, len(frames))
     half = len(frames) // 2
     run(worker, (Message(tp, o, frames[o]) for o in range(half)))
     first = worker.slots[tp]
@@ -107,10 +109,7 @@ def test_a_checkpoint_waits_until_the_alerts_it_covers_reached_the_broker(
     settings: Settings, env: Environment, frames: list[bytes]
 ) -> None:
     """A refused alert send is sent again; the state that covers it is written only after."""
-    worker = make_worker(settings, env, Metrics())
-    t = stream_settings(settings).topics
-    tp = TP(t.positions_vessel, Partitioner(t.partitions)("367584050"))
-    worker.topo.app.consumer.highwaters[tp] = len(frames)  # type: ignore[attr-defined]
+    worker, tp = _worker(settings, env, len(frames))
     alerts = worker.topo.alerts
     worker.flush_records = 10**9  # flushes only when the test asks
     worker.flush_interval_s = 10**9
