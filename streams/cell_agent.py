@@ -140,6 +140,14 @@ class CellAgent:
         if slot.frozen:  # fetched before the rebalance; read again after it
             self.worker.counts["stale"] += 1
             return
+        if not slot.fresh and slot.engine.last_offset >= 0 and msg.offset > slot.engine.last_offset + 1:
+            log.warning(
+                "cells partition %s: offset %d after %d, messages between never read: restoring from the table",
+                msg.tp, msg.offset, slot.engine.last_offset,
+            )  # fmt: skip
+            self.worker.counts["offset_gaps"] += 1
+            self.revoke({t for t in self.slots if t != msg.tp})  # the next line restores it, then backfills
+            slot = self._slot(msg.tp)
         async with slot.lock:
             if slot.fresh:
                 start = slot.engine.resume_offset

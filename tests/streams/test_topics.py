@@ -52,3 +52,4 @@ def test_the_faust_app_takes_its_timeouts_from_the_kafka_section(settings: Setti
     stream = stream_settings(with_extra(settings, kafka={"request_timeout_s": 25.0}))
     app = faust_app(stream, "127.0.0.1:9", FaustOptions(app_id="t"))
     assert app.conf.producer_request_timeout == app.conf.broker_request_timeout == 25.0
+    assert not app.conf.recovery_consistency_check  # a lagging end offset must not stop the worker
