@@ -122,7 +122,13 @@ class CellAgent:
 
     def revoke(self, assigned: Any) -> None:
         """Keep (and thaw) the cells partitions still assigned; drop the others."""
-        for _, slot in rebalance.thaw(self.slots, assigned):
+        dropped = [slot.engine.stage for _, slot in rebalance.thaw(self.slots, assigned)]
+        self.worker.cell_engines = [c for c in self.worker.cell_engines if not any(c is d for d in dropped)]
+
+    def _drop(self, tp: Any) -> None:
+        """Forget one partition's engine: its next message restores it from the table."""
+        slot = self.slots.pop(tp, None)
+        if slot is not None:
             stage = slot.engine.stage
             self.worker.cell_engines = [c for c in self.worker.cell_engines if c is not stage]
 
@@ -146,7 +152,7 @@ class CellAgent:
                 msg.tp, msg.offset, slot.engine.last_offset,
             )  # fmt: skip
             self.worker.counts["offset_gaps"] += 1
-            self.revoke({t for t in self.slots if t != msg.tp})  # the next line restores it, then backfills
+            self._drop(msg.tp)  # the next line restores it, then backfills
             slot = self._slot(msg.tp)
         async with slot.lock:
             if slot.fresh:
@@ -156,7 +162,7 @@ class CellAgent:
                         await self._backfill(msg.tp, slot, start, msg.offset)
                     except BackfillError as exc:  # start over with the next message, as position partitions do
                         log.error("%s; will retry with the next message", exc)
-                        self.revoke({t for t in self.slots if t != msg.tp})
+                        self._drop(msg.tp)
                         return
                 slot.fresh = False
             await self._push(msg.tp, msg.offset, msg.value, slot)
