@@ -93,9 +93,9 @@ class Position:
             except ValueError as exc:
                 raise DecodeError("bad_time", when) from exc
         else:
-            ts = _number(when, "bad_time")
-        lat = _number(obj.get("lat"), "bad_lat")
-        lon = _number(obj.get("lon"), "bad_lon")
+            ts = finite_number(when, "bad_time")
+        lat = finite_number(obj.get("lat"), "bad_lat")
+        lon = finite_number(obj.get("lon"), "bad_lon")
         pos = cls(
             entity_type=etype,
             entity_id=str(ident).strip(),
@@ -107,10 +107,10 @@ class Position:
         for name in _OPTIONAL_FLOATS:
             value = obj.get(name)
             if value is not None:
-                setattr(pos, name, _number(value, f"bad_{name}"))
+                setattr(pos, name, finite_number(value, f"bad_{name}"))
         status = obj.get("nav_status")
         if status is not None:
-            pos.nav_status = int(_number(status, "bad_nav_status"))
+            pos.nav_status = int(finite_number(status, "bad_nav_status"))
         callsign = obj.get("callsign")
         if isinstance(callsign, str) and callsign.strip():
             pos.callsign = callsign.strip()
@@ -118,7 +118,8 @@ class Position:
         return pos
 
 
-def _number(value: Any, reason: str) -> float:
+def finite_number(value: Any, reason: str) -> float:
+    """A JSON number as a finite float; anything else (booleans, text, inf, nan) raises DecodeError."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise DecodeError(reason, repr(value))
     out = float(value)

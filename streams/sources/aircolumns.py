@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping
 
 from models.errors import DecodeError
-from models.position import Position, check_position
+from models.position import Position, check_position, finite_number
 from streams.sources.csvutil import parse_time, req_float
 
 REQUIRED = ("timestamp", "icao24", "latitude", "longitude")
@@ -40,12 +40,7 @@ def _number(value: object, reason: str) -> float:
         return value
     if isinstance(value, str):
         return req_float(value, reason)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise DecodeError(reason, repr(value))
-    out = float(value)
-    if not math.isfinite(out):
-        raise DecodeError(reason, repr(value))
-    return out
+    return finite_number(value, reason)
 
 
 def _time(value: object) -> float:
