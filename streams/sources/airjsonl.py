@@ -16,9 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-import orjson
-
 from models.errors import DecodeError
+from models.position import Position
 from streams.sources.aircolumns import aircraft_position
 from streams.sources.base import DecoderBase, Item
 
@@ -29,23 +28,10 @@ class AircraftJsonLinesDecoder(DecoderBase):
     format_name = SOURCE
 
     def decode(self, lines: Iterable[str]) -> Iterator[Item]:
-        stats = self.stats
-        for lineno, line in enumerate(lines, start=1):
-            stats.lines += 1
-            text = line.strip().lstrip("\ufeff")
-            if not text:
-                self.ignore("blank")
-                continue
-            try:
-                obj = orjson.loads(text)
-            except orjson.JSONDecodeError as exc:
-                yield self.reject(lineno, "bad_json", line, str(exc))
-                continue
-            try:
-                if not isinstance(obj, dict):
-                    raise DecodeError("not_an_object", type(obj).__name__)
-                pos = aircraft_position(obj, SOURCE)
-            except DecodeError as exc:
-                yield self.reject(lineno, exc.reason, line, exc.detail)
-                continue
-            yield self.record(pos)
+        return self.json_lines(lines, _position, strip="\ufeff")
+
+
+def _position(obj: object) -> Position:
+    if not isinstance(obj, dict):
+        raise DecodeError("not_an_object", type(obj).__name__)
+    return aircraft_position(obj, SOURCE)

@@ -14,10 +14,13 @@ so ``lines == record_lines + fragments + rejected_lines + ignored_lines`` after 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
+import orjson
+
+from models.errors import DecodeError
 from models.position import Position, Reject, VesselStatic
 
 Record = Position | VesselStatic
@@ -84,6 +87,34 @@ class DecoderBase:
     def ignore(self, reason: str, lines: int = 1) -> None:
         self.stats.ignored_lines += lines
         self.stats.ignored[reason] += 1
+
+    def json_lines(
+        self, lines: Iterable[str], convert: Callable[[Any], Record], strip: str = ""
+    ) -> Iterator[Item]:
+        """JSON Lines: one JSON value a line, made a record by ``convert``.
+
+        Blank lines are ignored; a line that is not JSON is rejected as ``bad_json``, and one
+        ``convert`` refuses (:class:`DecodeError`) with its reason. ``strip``: characters taken
+        off the start of a line besides white space (a byte order mark).
+        """
+        stats = self.stats
+        for lineno, line in enumerate(lines, start=1):
+            stats.lines += 1
+            text = line.strip().lstrip(strip) if strip else line.strip()
+            if not text:
+                self.ignore("blank")
+                continue
+            try:
+                obj = orjson.loads(text)
+            except orjson.JSONDecodeError as exc:
+                yield self.reject(lineno, "bad_json", line, str(exc))
+                continue
+            try:
+                item = convert(obj)
+            except DecodeError as exc:
+                yield self.reject(lineno, exc.reason, line, exc.detail)
+                continue
+            yield self.record(item)
 
     def record(self, item: Record) -> Record:
         self.stats.record_lines += 1

@@ -35,8 +35,6 @@ import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import orjson
-
 from models.errors import DecodeError
 from models.position import Position, check_position
 from models.timeutil import parse_iso
@@ -54,27 +52,14 @@ class RemoteIdDecoder(DecoderBase):
     format_name = "remoteid"
 
     def decode(self, lines: Iterable[str]) -> Iterator[Item]:
-        stats = self.stats
-        for lineno, line in enumerate(lines, start=1):
-            stats.lines += 1
-            text = line.strip()
-            if not text:
-                self.ignore("blank")
-                continue
-            try:
-                obj = orjson.loads(text)
-            except orjson.JSONDecodeError as exc:
-                yield self.reject(lineno, "bad_json", line, str(exc))
-                continue
-            try:
-                if not isinstance(obj, dict):
-                    raise DecodeError("not_an_object", type(obj).__name__)
-                pos = self._netrid(obj) if "current_state" in obj else self._broadcast(obj)
-                check_position(pos)
-            except DecodeError as exc:
-                yield self.reject(lineno, exc.reason, line, exc.detail)
-                continue
-            yield self.record(pos)
+        return self.json_lines(lines, self._record)
+
+    def _record(self, obj: object) -> Position:
+        if not isinstance(obj, dict):
+            raise DecodeError("not_an_object", type(obj).__name__)
+        pos = self._netrid(obj) if "current_state" in obj else self._broadcast(obj)
+        check_position(pos)
+        return pos
 
     # ------------------------------------------------------------------ shapes
 
