@@ -35,6 +35,7 @@ from streams.backfill import BackfillError, read_range
 from streams.cell_agent import CellAgent, send_cells
 from streams.cell_partition import CellRouter, source_id
 from streams.partition_engine import PartitionEngine, Refused
+from streams.stalls import StallWatch
 from streams.wire import (
     alert_value,
     cloudevents_headers,
@@ -92,6 +93,7 @@ class Worker:
         kafka = topo.stream.kafka
         self.flush_interval_s = kafka.flush_interval_s
         self.flush_records = kafka.flush_records
+        self.stalls = StallWatch(kafka.stall_reread_s)  # fetched messages faust never delivered
 
     # --- wiring -------------------------------------------------------------------------------
     def install(self) -> None:
@@ -124,6 +126,7 @@ class Worker:
     async def _on_assigned(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         """Keep engines only for partitions still ours (they saw no other worker meanwhile)."""
         assigned = args[0] if args else kwargs.get("assigned", set())
+        self.stalls.assigned(assigned, time.monotonic())
         for tp, _ in rebalance.thaw(self.slots, assigned):  # kept ones: nobody else held them meanwhile
             if self.metrics is not None:
                 self.metrics.forget_partition(tp.topic, tp.partition)
@@ -204,6 +207,7 @@ class Worker:
 
     async def on_frame(self, event: Any, stream: Any) -> None:
         msg = event.message
+        self.stalls.heard_from(msg.tp, time.monotonic())
         if self._stale(msg):
             self.counts["stale"] += 1
             log.info("skipped %s:%s from before a rebalance", msg.tp, msg.offset)
@@ -349,6 +353,8 @@ class Worker:
         if self.slots.get(tp) is not slot or slot.frozen:
             return  # revoked meanwhile: another worker restores from the last checkpoint
         slot.flushed_at = time.monotonic()
+        # The watermark goes out with the notes before it, and the checkpoint waits for both.
+        await send_cells(self.topo, slot.engine.progress(), slot.sent)
         await self.topo.app.producer.flush()
         if not await self._delivered(tp, slot):
             return
@@ -369,7 +375,6 @@ class Worker:
         for handle in flush.acks:
             if handle is not None:  # None: a message read by a backfill, below the committed offset
                 await stream.ack(handle)
-        await send_cells(self.topo, flush.progress)  # every note up to the watermark went out before
         self.counts["flushes"] += 1
         if self.metrics is not None:
             self.metrics.set_active(*self._active())
@@ -388,6 +393,43 @@ class Worker:
                 log.exception("flush of %s failed", tp)
         if self.cell_agent is not None:
             await self.cell_agent.flush_idle()
+        try:
+            await self._read_stalled_again()
+        except Exception:
+            log.exception("looking for stalled partitions failed")
+
+    async def _read_stalled_again(self) -> None:
+        """Seek back partitions whose fetched messages faust dropped (see :mod:`streams.stalls`)."""
+        app = self.topo.app
+        flow = getattr(app, "flow_control", None)
+        if getattr(app, "rebalancing", False) or (flow is not None and not flow.is_active()):
+            return  # the seek that ends a rebalance reads them again
+        consumer = app.consumer
+        inputs = {*self.topo.positions, self.topo.stream.topics.cells if self.cell_agent is not None else None}
+        now = time.monotonic()
+        for tp in self.stalls.due([tp for tp in consumer.assignment() if tp.topic in inputs], now):
+            try:
+                highwater = consumer.highwater(tp)
+            except Exception:  # not assigned any more
+                continue
+            needed = self._next_needed(tp)
+            if highwater is None or needed >= highwater:
+                continue
+            log.warning(
+                "partition %s: offsets %d-%d were fetched but never delivered for %.0f s: reading them again",
+                tp, needed, highwater - 1, now - self.stalls.heard.get(tp, self.stalls.since[tp]),
+            )  # fmt: skip
+            self.counts["stall_rereads"] += 1
+            self.stalls.read_again(tp, now)
+            await consumer.seek(tp, needed)
+
+    def _next_needed(self, tp: Any) -> int:
+        """The first offset of ``tp`` its engine has not taken (restored from the table if none runs)."""
+        if self.cell_agent is not None and tp.topic == self.topo.stream.topics.cells:
+            return self.cell_agent._slot(tp).engine.resume_offset
+        engine = self._slot(tp).engine
+        resume = engine.resume_offset
+        return engine.last_offset + 1 if resume is None else resume
 
     # --- router ---------------------------------------------------------------------------------
     async def _router(self, stream: Any) -> None:

@@ -139,6 +139,7 @@ class CellAgent:
 
     async def on_message(self, event: Any) -> None:
         msg = event.message
+        self.worker.stalls.heard_from(msg.tp, time.monotonic())
         if self.worker._stale(msg):
             self.worker.counts["stale"] += 1
             return

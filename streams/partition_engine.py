@@ -87,7 +87,6 @@ class Flush:
     acks: list[Any]  # handles of messages now safe to acknowledge, in offset order
     tracks_written: int = 0
     tracks_removed: int = 0
-    progress: list[CellMessage] = field(default_factory=list)  # the watermark, for every cells partition
 
 
 
@@ -379,19 +378,29 @@ class PartitionEngine:
             "resume": self._order[0] if self._order else o + 1,  # re-read from here to rebuild this state
             "end": self.ended,
         }
-        progress: list[CellMessage] = []
         if self.slotting is not None and self.cell_router is not None:
             # stage 1 of the pairwise detectors: one value, in the slot the last flush did not use
             self._cells_slot = "b" if self._cells_slot == "a" else "a"
             stage1 = {**tag, "stage": self.slotting.export(), "seqs": self.cell_router.seqs}
             writes.append((self._cells_key(self._cells_slot), orjson.dumps(stage1)))
-            progress = self.cell_router.progress(self.released, self.ended)
         writes.append((self.checkpoint_key, orjson.dumps(checkpoint)))
         self.flushed_offset = o
         self.records_since_flush = 0
         self.counts["flushes"] += 1
         self.counts["tracks_written"] += len(changed)
-        return Flush(writes, acks, len(changed), len(removed), progress)
+        return Flush(writes, acks, len(changed), len(removed))
+
+    def progress(self) -> list[CellMessage]:
+        """This partition's watermark for every cells partition: every note up to it was sent.
+
+        The shell sends it *before* the flush that writes the checkpoint at this watermark
+        and waits until it is delivered, like the notes: a checkpoint then never stands for
+        a progress message that was lost (a restored partition with nothing new to read
+        would not send it again, and the cells stage would wait for it for ever).
+        """
+        if self.cell_router is None:
+            return []
+        return self.cell_router.progress(self.released, self.ended)
 
     def _cells_key(self, slot: str) -> bytes:
         return f"{self.partition}#cells|{slot}".encode()

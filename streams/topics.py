@@ -54,6 +54,9 @@ class KafkaConfig:
     # the per-cell stage of the pairwise detectors (rendezvous, dark and air–sea rendezvous) in
     # the worker; off by default until it is proven stable on a broker (see docs/scaling.md)
     pairwise_stage: bool = False
+    # worker: an input partition with messages fetched but none delivered this long, its
+    # topic's agent idle as long, is read again from the first offset its engine needs (0: never)
+    stall_reread_s: float = field(default=20.0, metadata=bounds(0, 3600))
 
 
 @dataclass(frozen=True)

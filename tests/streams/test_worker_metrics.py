@@ -89,10 +89,14 @@ class Sink:
 
 
 class Consumer:
-    """The parts of faust's consumer the worker reads: the assignment and each partition's highwater."""
+    """The parts of faust's consumer the worker uses: the assignment, each partition's highwater, seeks."""
 
     def __init__(self) -> None:
         self.highwaters: dict[TP, int] = {}
+        self.seeks: list[tuple[TP, int]] = []
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
 
     def assignment(self) -> set[TP]:
         return set(self.highwaters)

@@ -10,6 +10,7 @@ The same flow against a real broker is ``tests/kafka/test_streaming.py`` (killed
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from detectors.base import Environment
@@ -125,3 +126,38 @@ def test_a_checkpoint_waits_until_the_alerts_it_covers_reached_the_broker(
     asyncio.run(worker._flush(tp, slot))
     assert changelog_writes(worker) and changelog_writes(worker)[-1]["key"] == slot.engine.checkpoint_key
     assert len(alerts.sent) == sent + 1  # type: ignore[attr-defined]
+
+
+def test_messages_fetched_but_never_delivered_are_read_again(
+    settings: Settings, env: Environment, frames: list[bytes]
+) -> None:
+    """faust drops fetched messages that reach a stream between generations; when nothing
+    follows them (an input's last messages), the worker seeks back to what its engine needs."""
+    clean, tp = _worker(settings, env, len(frames))
+    run(clean, (Message(tp, o, frames[o]) for o in range(len(frames))))
+
+    worker, _ = _worker(settings, env, len(frames))
+    consumer = worker.topo.app.consumer
+    silent = TP(tp.topic, tp.partition + 1)  # holds one message that never came: no engine, no checkpoint
+    consumer.highwaters[silent] = 1  # type: ignore[attr-defined]
+    worker.stalls.after_s = 0.05
+    asyncio.run(worker._on_assigned(None, set(consumer.assignment())))
+    half = len(frames) // 2
+    run(worker, (Message(tp, o, frames[o]) for o in range(half)))  # the rest was fetched, then dropped
+    asyncio.run(worker._read_stalled_again())
+    assert consumer.seeks == []  # not yet quiet for long enough  # type: ignore[attr-defined]
+
+    time.sleep(0.06)
+    run(worker, [Message(tp, half - 1, frames[half - 1])])  # a message of the topic: its agent is busy
+    asyncio.run(worker._read_stalled_again())
+    assert consumer.seeks == []  # type: ignore[attr-defined]
+
+    time.sleep(0.06)
+    asyncio.run(worker._read_stalled_again())
+    assert sorted(consumer.seeks) == [(tp, half), (silent, 0)]  # type: ignore[attr-defined]
+    assert worker.counts["stall_rereads"] == 2
+    run(worker, (Message(tp, o, frames[o]) for o in range(half, len(frames))))
+    assert _finals(worker) == _finals(clean)
+    time.sleep(0.06)
+    asyncio.run(worker._read_stalled_again())  # caught up (the silent one was just sought: not yet due)
+    assert [s for s in consumer.seeks if s[0] == tp] == [(tp, half)]  # type: ignore[attr-defined]
