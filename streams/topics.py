@@ -52,8 +52,8 @@ class KafkaConfig:
     # watermark back until it sends again (0: never; an unused partition then blocks pairwise alerts)
     idle_source_s: float = field(default=300.0, metadata=bounds(0, 86400))
     # the per-cell stage of the pairwise detectors (rendezvous, dark and air–sea rendezvous) in
-    # the worker; off by default until it is proven stable on a broker (see docs/scaling.md)
-    pairwise_stage: bool = False
+    # the worker (off: the worker runs the per-track detectors only, and says so at start)
+    pairwise_stage: bool = True
     # worker: an input partition with messages fetched but none delivered this long, its
     # topic's agent idle as long, is read again from the first offset its engine needs (0: never)
     stall_reread_s: float = field(default=20.0, metadata=bounds(0, 3600))

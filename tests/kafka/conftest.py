@@ -46,15 +46,14 @@ TEST_KAFKA = {
 }
 
 
-def write_config(folder: Path, *, metrics_port: int | None = None, pairwise: bool = False, **kafka: Any) -> Path:
+def write_config(folder: Path, *, metrics_port: int | None = None, pairwise: bool = True, **kafka: Any) -> Path:
     """The shipped settings with test Kafka timings (and no metrics server unless a port is given).
 
-    As shipped, the worker's per-cell stage is off (``[kafka] pairwise_stage``): the pairwise
-    detectors are then turned off on the replay side too, so both shells run the same set.
-    ``pairwise=True`` turns the stage and the detectors on.
+    ``pairwise=False`` turns the pairwise detectors off on both sides (replay and the worker's
+    per-cell stage), for tests about the per-track path alone.
     """
-    if pairwise:
-        kafka = {"pairwise_stage": True, **kafka}
+    if not pairwise:
+        kafka = {"pairwise_stage": False, **kafka}
     return write_settings(
         folder,
         kafka={**TEST_KAFKA, **kafka},
