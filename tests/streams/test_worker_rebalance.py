@@ -19,7 +19,7 @@ from streams.agents import Worker
 from streams.metrics import Metrics
 from streams.topics import stream_settings
 from streams.wire import Partitioner, decode_alert
-from tests.streams.test_worker_metrics import TP, Message, changelog_writes, env, frames, make_worker, run
+from tests.streams.test_worker_metrics import TP, Event, Message, Sink, changelog_writes, env, frames, make_worker, run
 
 __all__ = ["env", "frames"]  # module fixtures shared with the metrics tests
 
@@ -161,3 +161,32 @@ def test_messages_fetched_but_never_delivered_are_read_again(
     time.sleep(0.06)
     asyncio.run(worker._read_stalled_again())  # caught up (the silent one was just sought: not yet due)
     assert [s for s in consumer.seeks if s[0] == tp] == [(tp, half)]  # type: ignore[attr-defined]
+
+
+def test_the_router_reads_again_alerts_faust_dropped(settings: Settings, env: Environment, frames: list[bytes]) -> None:
+    """An alert message missing between two delivered ones is read again, not skipped: every
+    revision reaches the agency topics once, in order."""
+    source, tp = _worker(settings, env, len(frames))
+    run(source, (Message(tp, o, frames[o]) for o in range(len(frames))))
+    values = [sent["value"] for sent in source.topo.alerts.sent]  # type: ignore[attr-defined]
+    assert len(values) >= 4, "the slice gives a few alert revisions"
+
+    worker = make_worker(settings, env, Metrics())
+    atp = TP(worker.topo.stream.topics.alerts, 0)
+    routed = Sink("alerts.any")
+    worker.topo.agencies = dict.fromkeys(worker.topo.stream.agencies, routed)
+
+    class Stream:
+        def __init__(self, offsets: list[int]) -> None:
+            self.offsets = offsets
+
+        async def events(self) -> Any:
+            for o in self.offsets:
+                yield Event(Message(atp, o, values[o]))
+
+    asyncio.run(worker._router(Stream([0, 1, 3])))  # 2 was fetched and dropped
+    assert worker.topo.app.consumer.seeks == [(atp, 2)]  # type: ignore[attr-defined]
+    asyncio.run(worker._router(Stream([2, 3, 1])))  # the seek reads 2 again; 1 came twice
+    copies = [v for v in values[:4] for _ in decode_alert(v).agencies or ("default",)]  # one per agency
+    assert [m["value"] for m in routed.sent] == copies
+    assert worker.counts["offset_gaps"] == 1
