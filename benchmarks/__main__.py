@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--fetch-wait-ms", type=int, default=None, help="streaming: workers' fetch wait (faust fixes 1500 ms)"
     )
+    parser.add_argument(
+        "--no-pairwise", action="store_true", help="streaming: skip the as-shipped worker run (cells stage on)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
     return parser
 
@@ -68,6 +71,8 @@ def streaming_options(args: argparse.Namespace) -> dict[str, Any]:
         out["kafka"] = parse_overrides(args.kafka)
     if args.fetch_wait_ms is not None:
         out["fetch_wait_ms"] = args.fetch_wait_ms
+    if args.no_pairwise:
+        out["pairwise"] = False
     return out
 
 

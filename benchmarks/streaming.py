@@ -27,6 +27,8 @@ measured in the same run. Worker settings are the shipped ones (``config/vigiama
 except a 6 s group session timeout (a group's first assignment on Tansu waits about half of
 it; no timed window contains a group join) and the pairwise detectors (the worker's cells
 stage), left out so the figures measure the per-track path; ``density`` measures their cost.
+One more row runs one worker as shipped, cells stage on, until every alert revision
+``vigiamar replay`` gives for the same positions has arrived (``pairwise=False`` skips it).
 """
 
 from __future__ import annotations
@@ -392,13 +394,16 @@ class Watcher:
                 where = (self.changelogs[tp.topic], tp.partition)
                 self.checkpoints[where] = (int(orjson.loads(m.value)["o"]), now)
 
-    def done_at(self, ends: dict[Where, int]) -> float | None:
-        """Arrival of the last checkpoint covering each partition's end offset, once all have."""
+    def done_at(self, ends: dict[Where, int], revisions: set[tuple[str, int]] | None = None) -> float | None:
+        """Arrival of the last checkpoint covering each partition's end offset (and of the last
+        of ``revisions``), once all have."""
         with self.lock:
             got = [self.checkpoints.get(w) for w in ends]
             if any(c is None or c[0] < ends[w] for c, w in zip(got, ends, strict=True)):
                 return None
-            return max(c[1] for c in got if c is not None)
+            if revisions and not revisions <= self.arrivals.keys():
+                return None
+            return max([c[1] for c in got if c is not None] + [self.arrivals[r] for r in revisions or ()])
 
     def close(self) -> None:
         self._stop.set()
@@ -541,9 +546,16 @@ class FeedTimes:
     frames: int
 
 
-def feed_and_wait(phase: Phase, records: Sequence[Record], rate: float | None, timeout_s: float) -> FeedTimes:
+def feed_and_wait(
+    phase: Phase,
+    records: Sequence[Record],
+    rate: float | None,
+    timeout_s: float,
+    revisions: set[tuple[str, int]] | None = None,
+) -> FeedTimes:
     """Publish ``records`` (at ``rate``/s, or as fast as the feed goes), then the end markers;
-    wait for every partition's final checkpoint."""
+    wait for every partition's final checkpoint (and, given ``revisions``, for every one of
+    those alert revisions: the cells stage's come after the position partitions are done)."""
     from streams.feed import FeedReport, FramePublisher
     from streams.topics import stream_settings
 
@@ -580,7 +592,7 @@ def feed_and_wait(phase: Phase, records: Sequence[Record], rate: float | None, t
         kafka.flush(timeout=60)
         ends = end_offsets(phase.brokers, t.position_topics(), t.partitions)
         deadline = time.monotonic() + timeout_s
-        while (done := watcher.done_at(ends)) is None:
+        while (done := watcher.done_at(ends, revisions)) is None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the workers did not finish in {timeout_s} s")
             time.sleep(0.05)
@@ -597,6 +609,16 @@ def feed_and_wait(phase: Phase, records: Sequence[Record], rate: float | None, t
         watcher.close()
     frame_left = [sent[w][k] if k < len(sent[w]) else float("nan") for w, k in zip(wheres, frame_no, strict=True)]
     return FeedTimes(first, done, sent_at, frame_left, sum(len(v) for v in sent.values()))
+
+
+def replay_revisions(records: Sequence[Record], settings: Settings) -> set[tuple[str, int]]:
+    """Every (alert id, revision) ``vigiamar replay`` gives for these records and settings."""
+    from detectors.pipeline import Pipeline
+    from streams.cli import load_environment
+
+    pipeline = Pipeline(settings, load_environment(settings))
+    alerts = [a for r in records for a in pipeline.push(r)] + pipeline.finish()
+    return {(a.id, a.revision) for a in alerts}
 
 
 # --- the phases ----------------------------------------------------------------------------------
@@ -663,11 +685,15 @@ def run_workers(
     count: int,
     baseline: float | None,
     fetch_wait_ms: int | None = None,
+    revisions: set[tuple[str, int]] | None = None,
 ) -> Figure:
+    """``revisions``: the replay's alert revisions, with the pairwise detectors on (the worker's
+    cells stage runs them as shipped): the run ends when the last of them arrived."""
     with worker_phase(folder, count, config, fetch_wait_ms) as phase:
-        times = feed_and_wait(phase, records, None, timeout_s=600)
+        times = feed_and_wait(phase, records, None, timeout_s=600, revisions=revisions)
     n = len(records)
-    fig = Figure(NAME, f"vigiamar worker x{count}: feed -> alerts + state", n, times.done - times.first, baseline)
+    what = "feed -> alerts + state" if revisions is None else "as shipped, cells stage on: feed -> every alert"
+    fig = Figure(NAME, f"vigiamar worker x{count}: {what}", n, times.done - times.first, baseline)
     fig.extra = {"workers": count, **{f"cpu_us_{k}": v / n * 1e6 for k, v in phase.cpu.items()}}
     fig.extra.update({f"probe_us_{k}": v / n * 1e6 for k, v in phase.probe.items() if k.endswith("_s")})
     fig.note = (
@@ -767,6 +793,7 @@ def run(
     kafka: dict[str, float] | None = None,
     fetch_wait_ms: int | None = None,
     offline_only: bool = False,
+    pairwise: bool = True,
 ) -> list[Figure]:
     """Every phase once (``repeat`` is not used: each phase takes tens of seconds of wall time)."""
     from streams.cli import load_environment
@@ -794,6 +821,12 @@ def run(
                 sustained = fig.rate
             if count > (os.cpu_count() or 1):
                 fig.note += f"; more workers than the {os.cpu_count()} cores"
+            figures.append(fig)
+        if pairwise:
+            shipped = write_settings(folder / "config-shipped", kafka={**BENCH_KAFKA, **(kafka or {})}, pairwise=True)
+            revisions = replay_revisions(records, load_settings(shipped))
+            fig = run_workers(folder / "shipped", records, shipped, 1, base.rate, fetch_wait_ms, revisions)
+            fig.note += f"; {sum(k.startswith('rendezvous') for k, _ in revisions)} rendezvous revisions"
             figures.append(fig)
         if rate > 0:
             chosen, why = latency_rate(rate, sustained)

@@ -6,6 +6,7 @@ No broker and no timing assertions: speed is measured by ``make bench``, never b
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,8 @@ def test_the_command_line_takes_the_streaming_options() -> None:
     assert "streaming" in NAMES
     args = bench_main.build_parser().parse_args(
         ["streaming", "--rate", "5000", "--workers", "1,2,4", "--baseline-limit", "300", "--latency-s", "5",
-         "--kafka", "flush_interval_s=5,frame_size=1000", "--fetch-wait-ms", "50", "--limit", "2000"]
+         "--kafka", "flush_interval_s=5,frame_size=1000", "--fetch-wait-ms", "50", "--limit", "2000",
+         "--no-pairwise"]
     )  # fmt: skip
     assert args.names == ["streaming"] and args.limit == 2000
     assert bench_main.streaming_options(args) == {
@@ -33,6 +35,7 @@ def test_the_command_line_takes_the_streaming_options() -> None:
         "latency_s": 5.0,
         "kafka": {"flush_interval_s": 5, "frame_size": 1000},
         "fetch_wait_ms": 50,
+        "pairwise": False,
     }
     assert bench_main.streaming_options(bench_main.build_parser().parse_args(["streaming"])) == {}
 
@@ -105,3 +108,18 @@ def test_each_record_goes_to_the_partition_and_frame_the_feed_gives_it(tmp_path:
         assert all(len(f) == 3 for f in frames[:-1]) and 1 <= len(frames[-1]) <= 3
         assert all(wheres[i] == where for f in frames for i in f)
         assert [i for f in frames for i in f] == sorted(i for f in frames for i in f)  # input order
+
+
+def test_the_run_ends_when_every_expected_revision_arrived() -> None:
+    """With the cells stage on, the last checkpoints are not the end: pairwise alerts follow them."""
+    watcher = object.__new__(streaming.Watcher)
+    watcher.lock = threading.Lock()
+    watcher.checkpoints = {("positions.vessel", 0): (9, 100.0)}
+    watcher.arrivals = {("rendezvous-a", 1): 101.0}
+    ends = {("positions.vessel", 0): 9}
+    assert watcher.done_at(ends) == 100.0
+    assert watcher.done_at(ends, {("rendezvous-a", 1), ("rendezvous-a", 2)}) is None
+    watcher.arrivals[("rendezvous-a", 2)] = 103.5
+    assert watcher.done_at(ends, {("rendezvous-a", 1), ("rendezvous-a", 2)}) == 103.5
+    watcher.checkpoints[("positions.vessel", 0)] = (8, 104.0)  # a checkpoint short of the end offset
+    assert watcher.done_at(ends, {("rendezvous-a", 1)}) is None
