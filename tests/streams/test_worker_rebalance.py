@@ -13,6 +13,8 @@ import asyncio
 import time
 from typing import Any
 
+import orjson
+
 from detectors.base import Environment
 from models.settings import Settings
 from streams.agents import Worker
@@ -190,3 +192,38 @@ def test_the_router_reads_again_alerts_faust_dropped(settings: Settings, env: En
     copies = [v for v in values[:4] for _ in decode_alert(v).agencies or ("default",)]  # one per agency
     assert [m["value"] for m in routed.sent] == copies
     assert worker.counts["offset_gaps"] == 1
+
+
+def test_a_checkpoint_waits_until_the_watermark_it_stands_for_reached_the_cells_topic(
+    settings: Settings, env: Environment, frames: list[bytes]
+) -> None:
+    """A position partition's watermark for the cells stage goes out before the checkpoint at
+    that watermark, and a refused one is sent again first: a restored partition with nothing
+    new to read never owes the cells stage its watermark."""
+    from detectors.cell_engine import engine_timing
+    from detectors.cells import Grid
+    from detectors.registry import build_pair_detectors
+    from streams.app import Pairwise
+
+    worker, tp = _worker(settings, env, len(frames))
+    pair, area = build_pair_detectors(settings.detectors, env, str(settings.path))
+    worker.topo.pairwise = Pairwise(pair, area, engine_timing(pair), Grid())
+    worker.topo.cells = cells = Sink("cells")
+    worker.flush_records = 10**9  # flushes only when the test asks
+    worker.flush_interval_s = 10**9
+    run(worker, (Message(tp, o, frames[o]) for o in range(len(frames) - 1)))
+    slot = worker.slots[tp]
+    notes = len(cells.sent)
+
+    cells.refuse = 1  # the first progress message of the flush is refused
+    asyncio.run(worker._flush(tp, slot))
+    progress = [orjson.loads(m["value"]) for m in cells.sent[notes:]]
+    assert all("wm" in m for m in progress)
+    assert len(progress) == worker.topo.stream.topics.partitions + 1  # one per cells partition, one again
+    assert progress[-1] == progress[0]  # the refused one, sent again ...
+    assert changelog_writes(worker) == [] and worker.counts["resent"] == 1  # ... and no state written yet
+    asyncio.run(worker._flush(tp, slot))
+    written = changelog_writes(worker)
+    assert written and written[-1]["key"] == slot.engine.checkpoint_key
+    checkpoint = orjson.loads(written[-1]["value"])
+    assert {orjson.dumps(m["wm"]) for m in progress} == {orjson.dumps(checkpoint["r"])}  # what it stands for
