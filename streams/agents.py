@@ -433,7 +433,7 @@ class Worker:
             last = self.routed.get(tp)
             return None if last is None else last + 1
         if self.cell_agent is not None and tp.topic == self.topo.stream.topics.cells:
-            return self.cell_agent._slot(tp).engine.resume_offset
+            return self.cell_agent.next_offset(tp)
         engine = self._slot(tp).engine
         resume = engine.resume_offset
         return engine.last_offset + 1 if resume is None else resume

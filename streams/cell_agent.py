@@ -117,6 +117,10 @@ class CellAgent:
             self.worker.cell_engines.append(engine.stage)
         return slot
 
+    def next_offset(self, tp: Any) -> int:
+        """The first offset of ``tp`` its engine has not taken (restored from the table if none runs)."""
+        return self._slot(tp).engine.resume_offset
+
     def _route(self, alert: Alert) -> Alert:
         return self.router.route(alert)
 

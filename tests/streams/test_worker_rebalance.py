@@ -18,6 +18,7 @@ import orjson
 from detectors.base import Environment
 from models.settings import Settings
 from streams.agents import Worker
+from streams.cell_agent import CellAgent
 from streams.metrics import Metrics
 from streams.topics import stream_settings
 from streams.wire import Partitioner, decode_alert
@@ -165,6 +166,37 @@ def test_messages_fetched_but_never_delivered_are_read_again(
     assert [s for s in consumer.seeks if s[0] == tp] == [(tp, half)]  # type: ignore[attr-defined]
 
 
+def _with_cells_stage(worker: Worker, settings: Settings, env: Environment) -> Sink:
+    """Give the stand-in worker the pairwise detectors' cells stage; returns its cells topic."""
+    from detectors.cell_engine import engine_timing
+    from detectors.cells import Grid
+    from detectors.registry import build_pair_detectors
+    from streams.app import Pairwise
+
+    pair, area = build_pair_detectors(settings.detectors, env, str(settings.path))
+    worker.topo.pairwise = Pairwise(pair, area, engine_timing(pair), Grid())
+    worker.topo.cells = cells = Sink("cells")
+    worker.topo.cell_table = type("Table", (), {"data": {}, "changelog_topic": Sink("cells-changelog")})()
+    return cells
+
+
+def test_a_cells_partition_whose_last_messages_were_dropped_is_read_again(settings: Settings, env: Environment) -> None:
+    worker, _ = _worker(settings, env, 0)
+    _with_cells_stage(worker, settings, env)
+    worker.cell_agent = agent = CellAgent(worker)
+    consumer = worker.topo.app.consumer
+    ctp = TP(worker.topo.stream.topics.cells, 2)
+    consumer.highwaters = {ctp: 3}  # type: ignore[attr-defined]
+    worker.stalls.after_s = 0.05
+    asyncio.run(worker._on_assigned(None, {ctp}))
+    progress = orjson.dumps({"src": "positions.vessel/0", "wm": 1591299039.0, "done": False})
+    asyncio.run(agent.on_message(Event(Message(ctp, 0, progress))))  # 1 and 2 were fetched, then dropped
+    time.sleep(0.06)
+    asyncio.run(worker._read_stalled_again())
+    assert consumer.seeks == [(ctp, 1)]  # type: ignore[attr-defined]
+    assert agent.slots[ctp].engine.marks["positions.vessel/0"] == 1591299039.0
+
+
 def test_the_router_reads_again_alerts_faust_dropped(settings: Settings, env: Environment, frames: list[bytes]) -> None:
     """An alert message missing between two delivered ones is read again, not skipped: every
     revision reaches the agency topics once, in order."""
@@ -200,15 +232,8 @@ def test_a_checkpoint_waits_until_the_watermark_it_stands_for_reached_the_cells_
     """A position partition's watermark for the cells stage goes out before the checkpoint at
     that watermark, and a refused one is sent again first: a restored partition with nothing
     new to read never owes the cells stage its watermark."""
-    from detectors.cell_engine import engine_timing
-    from detectors.cells import Grid
-    from detectors.registry import build_pair_detectors
-    from streams.app import Pairwise
-
     worker, tp = _worker(settings, env, len(frames))
-    pair, area = build_pair_detectors(settings.detectors, env, str(settings.path))
-    worker.topo.pairwise = Pairwise(pair, area, engine_timing(pair), Grid())
-    worker.topo.cells = cells = Sink("cells")
+    cells = _with_cells_stage(worker, settings, env)
     worker.flush_records = 10**9  # flushes only when the test asks
     worker.flush_interval_s = 10**9
     run(worker, (Message(tp, o, frames[o]) for o in range(len(frames) - 1)))
