@@ -357,3 +357,39 @@ def test_the_sea_check_cache_answers_like_the_geography(
     for bearing, dist in steps:
         lat, lon = destination(lat, lon, bearing, dist)
         assert check.excluded("vessel:367000001", lat, lon) == near_port_or_shore(env, lat, lon, 3000.0, 1852.0)
+
+
+def test_a_stage_snapshot_keeps_pending_samples_and_reads_the_earlier_form() -> None:
+    """Pending samples go into a snapshot in their wire form; one written in the generic state
+    form (earlier versions) restores to the same stage, and both go on to the same alerts."""
+    from detectors import state_codec
+    from detectors.cell_stage import CellStage
+
+    lat2, lon2 = destination(37.02, -76.02, 0.0, 100.0)
+    track = merged(
+        fixes("367000001", T0, T0 + 3 * 3600, 10, 37.02, -76.02, speed_kn=0.5),
+        fixes("367000002", T0, T0 + 3 * 3600, 10, lat2, lon2, speed_kn=0.5),
+    )
+    engine = CellEngine([_rendezvous()])
+    for p in track[: len(track) // 2]:
+        engine.process(p, CTX)
+    snap = engine.stage.export()
+    assert sum(len(ch) for _, pending, *_ in snap["cells"] for _, chans in pending for ch in chans) > 100
+    old = json.loads(json.dumps(snap))
+    for cell in old["cells"]:
+        cell[1] = [[ts, state_codec.encode(engine.cells[cell[0]].pending[ts])] for ts, _ in cell[1]]
+    assert old != snap
+
+    def finish(data: dict[str, Any]) -> list[dict[str, Any]]:
+        other = CellEngine([_rendezvous()])
+        other.slotting.restore(json.loads(json.dumps(engine.slotting.export())))
+        other.stage = CellStage(other.pair_detectors, other.area_detectors, other.timing, other.grid)
+        other.stage.restore(json.loads(json.dumps(data)))
+        assert other.stage.export() == snap
+        alerts = [a for p in track[len(track) // 2 :] for a in other.process(p, CTX)] + other.expire(T0 + 10 * 3600)
+        return [a.to_wire() for a in alerts]
+
+    got = finish(snap)
+    assert got and got == finish(old)
+    rest = [a for p in track[len(track) // 2 :] for a in engine.process(p, CTX)] + engine.expire(T0 + 10 * 3600)
+    assert got == [a.to_wire() for a in rest]  # as if no snapshot had been taken
