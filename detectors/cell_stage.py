@@ -135,17 +135,31 @@ class CellStage:
                 if self.owns(src) and not self.owns(dst):
                     self.outbox.append(self._states_out(i, s.key, ts, src, dst))
             return
+        self._deliver_sample(note)
         owns, every = self.owns, self._all
-        for channel, cids in note.deliveries:
-            for cid in cids:
-                if every or owns(cid):
-                    self._deliver(cid, ts, channel, s)
         for i, src, dst, prev in note.handoffs:
             if every or owns(src) or owns(dst):
                 self._handoffs.setdefault(ts, []).append((i, s.key, src, dst))
                 self._slot_at(ts)
                 if not every and owns(src) and not owns(dst):
                     heapq.heappush(self._early, (prev, ts, i, s.key, src, dst))
+
+    def _deliver_sample(self, note: SampleNote) -> None:
+        owns, every, s = self.owns, self._all, note.sample
+        for channel, cids in note.deliveries:
+            for cid in cids:
+                if every or owns(cid):
+                    self._deliver(cid, s.ts, channel, s)
+
+    def take_pending(self, note: Note) -> bool:
+        """Rebuild after :meth:`restore` of an export without pending samples: a sample note
+        taken before the export, read again, goes back among the pending samples if its slot is
+        still ahead (nothing else of it: its handoffs and everything else are in the export).
+        Whether it did."""
+        if not isinstance(note, SampleNote) or note.sample.ts <= self.horizon:
+            return False
+        self._deliver_sample(note)
+        return True
 
     def _slot_at(self, ts: float) -> set[int]:
         cells = self._slot_cells.get(ts)
@@ -562,30 +576,38 @@ class CellStage:
         return now + self.slot_s
 
     def _drop_if_empty(self, cid: int, cell: CellState) -> None:
-        if cell.pending or any(cell.pairs):
-            return
-        for j, det in enumerate(self.area_detectors):
-            if cell.area[j] is not None and not det.is_empty(cell.area[j]):
-                return
-        self.cells.pop(cid, None)
+        if not cell.pending and self._only_pending(cell):
+            self.cells.pop(cid, None)
+
+    def _only_pending(self, cell: CellState) -> bool:
+        """Nothing in the cell but samples waiting for their slot (if any)."""
+        if any(cell.pairs):
+            return False
+        return all(cell.area[j] is None or det.is_empty(cell.area[j]) for j, det in enumerate(self.area_detectors))
 
     # ------------------------------------------------------------------ checkpoints
-    def export(self) -> dict[str, Any]:
-        """The whole stage as JSON-able data (a streaming shell's checkpoint)."""
+    def export(self, pending: bool = True) -> dict[str, Any]:
+        """The whole stage as JSON-able data (a streaming shell's checkpoint).
+
+        ``pending=False`` leaves out the samples waiting for their slot (most of the state: a
+        lag's worth of every entity's samples, more while a partition's watermark holds the
+        slots back); the shell then reads their notes again (:meth:`take_pending`).
+        """
         from detectors.cell_records import sample_to_wire
 
         enc = state_codec.encode
-        # pending samples (most of the state while a partition's watermark holds the slots back)
-        # in their compact wire form: the generic codec costs ~20x more per sample
         cells = [
             [
                 cid,
-                [[ts, [[sample_to_wire(x) for x in ch] for ch in chans]] for ts, chans in c.pending.items()],
+                [[ts, [[sample_to_wire(x) for x in ch] for ch in chans]] for ts, chans in c.pending.items()]
+                if pending
+                else [],
                 enc(c.pairs),
                 enc(c.area),
                 enc(c.scheduled),
             ]
             for cid, c in self.cells.items()
+            if pending or not self._only_pending(c)
         ]
         return {
             "cells": cells,

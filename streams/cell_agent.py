@@ -3,9 +3,11 @@
 Same discipline as the position partitions (:mod:`streams.agents`): a message is
 acknowledged only after a snapshot covering it was written to the ``cells`` table (after the
 producer flush that delivers the alerts and relays it caused), so a committed offset is always
-covered by a durable snapshot. A restored partition reads on from the snapshot's offset; if
-the group's committed offset is later (a table read short), the messages in between are read
-first with a plain consumer, so none is skipped. Snapshots are compressed (``z`` + zlib).
+covered by a durable snapshot. A restored partition reads from the snapshot's ``r`` (the
+first message whose samples are still pending: snapshots leave those out, see
+:mod:`streams.cell_partition`); the group's committed offset is later, so the messages in
+between are read first with a plain consumer, and none is skipped. Snapshots are compressed
+(``z`` + zlib).
 """
 
 from __future__ import annotations
@@ -177,12 +179,12 @@ class CellAgent:
 
     async def _push(self, tp: Any, offset: int, value: bytes | None, slot: CellSlot) -> None:
         engine = slot.engine
-        if offset <= engine.last_offset:
-            return  # read again after a rebalance that kept this partition
-        try:
+        try:  # one read again after a rebalance that kept the partition is skipped by the engine
             alerts, relays = engine.push(offset, orjson.loads(value or b"null"))
         except (DecodeError, orjson.JSONDecodeError) as exc:
-            engine.last_offset = max(engine.last_offset, offset)
+            if offset <= engine.last_offset:
+                return  # read again for its pending samples: refused when first read
+            engine.last_offset = offset
             reason = exc.reason if isinstance(exc, DecodeError) else "bad_json"
             await self.worker._dead_letter(_Raw(tp, offset, value), reason, str(exc))
             return

@@ -29,10 +29,15 @@ go out the same way, numbered per cells partition; a worker also hands a relay s
 a cells partition it holds (:meth:`CellPartitionEngine.deliver`), without waiting for the
 topic to bring it (the copy in the topic, read later, is then skipped).
 
-**Checkpoints.** :meth:`CellPartitionEngine.snapshot` is the whole partition state as one
-value with ``o``, the offset of the last message applied; a restarted partition loads it
-and reads on from ``o + 1``. Messages after it are applied again from exactly that state,
-so their alerts and relays come again with the same ids, revisions and numbers.
+**Checkpoints.** :meth:`CellPartitionEngine.snapshot` is the partition state as one value
+with ``o``, the offset of the last message applied, and ``r``, where reading again must
+start. It leaves out the samples waiting for their slot: a lag's worth of every entity's
+samples (more while a silent partition holds the watermark back), which would make every
+snapshot as large as that window. A restarted partition loads the snapshot and reads from
+``r``: messages up to ``o`` give back only their samples for slots still ahead (each note
+once), exactly the pending samples of the moment of the snapshot; no slot runs until they
+are all back. Messages after ``o`` are applied again from exactly that state, so their
+alerts and relays come again with the same ids, revisions and numbers.
 """
 
 from __future__ import annotations
@@ -131,6 +136,13 @@ class CellPartitionEngine:
         self.last_offset = -1
         self.flushed_offset = -1
         self._owned: dict[int, bool] = {}
+        # pending samples are not in snapshots: per slot still ahead, the first offset that
+        # delivered samples to it (a snapshot's ``r``: where reading again must start)
+        self._first_offset: dict[float, int] = {}
+        self._offset: int | None = None  # of the message being applied (None: a direct relay)
+        # after a restore: messages up to ``o`` are read again from ``r`` for their pending samples
+        self._rebuild: tuple[int, int] | None = None  # (next offset to read again, o)
+        self._rebuilt: set[tuple[str, int]] = set()  # (source, number) of the notes read again
 
     def _owns(self, cell_id: int) -> bool:
         mine = self._owned.get(cell_id)
@@ -168,11 +180,45 @@ class CellPartitionEngine:
 
         Raises :class:`DecodeError` for a message that is not one (nothing of it applied).
         """
+        rebuild = self._rebuild
+        if rebuild is not None and rebuild[0] <= offset <= rebuild[1]:
+            self._take_pending(offset, value)
+            return [], []
         if offset <= self.last_offset:
             self.counts["redelivered"] += 1
             return [], []
+        if rebuild is not None:
+            if rebuild[0] <= rebuild[1]:  # the shell must read from ``resume_offset``: some samples are lost
+                self.counts["rebuild_incomplete"] += 1
+            self._rebuild = None
+            self._rebuilt.clear()
         self.last_offset = offset
-        return self.deliver(value)
+        self._offset = offset
+        try:
+            return self.deliver(value)
+        finally:
+            self._offset = None
+
+    def _take_pending(self, offset: int, value: Any) -> None:
+        """A message applied before the snapshot, read again: its samples still pending go back."""
+        assert self._rebuild is not None
+        self._rebuild = (offset + 1, self._rebuild[1])
+        try:
+            src = str(value["src"])
+            notes = [(int(seq), note_from_wire(w)) for seq, w in value.get("notes", ())]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return  # refused when first read (dead-lettered then)
+        for seq, note in notes:
+            if (src, seq) in self._rebuilt or not self._was_applied(src, seq):
+                continue  # a note sent twice counts once, as when it was first read
+            self._rebuilt.add((src, seq))
+            if self.stage.take_pending(note):
+                self._first_offset.setdefault(note.sample.ts, offset)  # type: ignore[union-attr]
+                self.counts["pending_rebuilt"] += 1
+
+    def _was_applied(self, src: str, seq: int) -> bool:
+        ahead = self.ahead.get(src)
+        return seq <= self.applied.get(src, 0) or (ahead is not None and seq in ahead)
 
     def deliver(self, value: Any) -> tuple[list[Alert], list[CellMessage]]:
         """A message's notes and watermark, whether read from the topic or handed over directly
@@ -186,11 +232,14 @@ class CellPartitionEngine:
             raise DecodeError("bad_cell_message", repr(exc)) from exc
         self._heard(src)
         stage = self.stage
+        offset, first = self._offset, self._first_offset
         for seq, note in notes:
             if self._seen(src, seq):
                 self.counts["duplicate_notes"] += 1
                 continue
             stage.take(note)
+            if offset is not None and isinstance(note, SampleNote) and note.sample.ts > stage.horizon:
+                first.setdefault(note.sample.ts, offset)
         self.counts["notes"] += len(notes)
         if wm is not None and src in self.marks:  # only the position partitions it was built for
             if wm > self.marks[src]:
@@ -199,7 +248,13 @@ class CellPartitionEngine:
                 self.done.add(src)
         elif wm is not None:
             self.counts["unknown_sources"] += 1
+        if self._rebuild is not None:  # pending samples not all back yet: no slot may run
+            return [], self.router.messages(stage.drain())
+        before = stage.horizon
         alerts = stage.advance(self.watermark)
+        if stage.horizon > before and first:
+            for ts in [t for t in first if t <= stage.horizon]:
+                del first[ts]
         if alerts and self.route is not None:
             alerts = [self.route(a) for a in alerts]
         return alerts, self.router.messages(stage.drain())
@@ -237,10 +292,13 @@ class CellPartitionEngine:
 
     # --- checkpoints ----------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
+        """The partition's state without its pending samples: ``r`` is where reading again
+        brings them back (the first message that delivered one), ``o`` the last message applied."""
         self.flushed_offset = self.last_offset
         return {
             "o": self.last_offset,
-            "stage": self.stage.export(),
+            "r": self._reread_from(),
+            "stage": self.stage.export(pending=False),
             "marks": {s: state_codec.encode(m) for s, m in self.marks.items()},
             "done": sorted(self.done),
             "applied": self.applied,
@@ -259,6 +317,8 @@ class CellPartitionEngine:
             self.ahead = {str(s): {int(n) for n in a} for s, a in data.get("ahead", {}).items()}
             self.router.seqs = [int(n) for n in data["seqs"]]
             self.last_offset = self.flushed_offset = int(data["o"])
+            resume = int(data.get("r", self.last_offset + 1))  # no "r": pending samples are in the stage
+            self._rebuild = (resume, self.last_offset) if resume <= self.last_offset else None
             self._activity, self._last_clock = 0.0, self.clock()
             self.heard = dict.fromkeys(self.marks, 0.0)  # idleness is counted from the restart
         except (KeyError, TypeError, ValueError, AttributeError, AssertionError) as exc:
@@ -266,7 +326,13 @@ class CellPartitionEngine:
 
     @property
     def resume_offset(self) -> int:
-        return self.last_offset + 1
+        """The next offset to read (after a restore: the first whose pending samples come back)."""
+        return self._rebuild[0] if self._rebuild is not None else self.last_offset + 1
+
+    def _reread_from(self) -> int:
+        """Where a partition restored from a snapshot taken now must start reading again."""
+        first = min(self._first_offset.values(), default=self.last_offset + 1)
+        return min(first, self.resume_offset)
 
     def idle(self) -> bool:
         return self.last_offset == self.flushed_offset
