@@ -110,10 +110,11 @@ class CellAgent:
                         idle_source_s=self.topo.stream.kafka.idle_source_s,
                     )
             log.info(
-                "cells partition %s: %d cells restored, snapshot at offset %d",
+                "cells partition %s: %d cells restored, snapshot at offset %d (pending samples read again from %d)",
                 tp,
                 len(engine.stage.cells),
                 engine.last_offset,
+                engine.resume_offset,
             )
             slot = self.slots[tp] = CellSlot(engine)
             self.worker.cell_engines.append(engine.stage)
