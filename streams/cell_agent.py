@@ -154,10 +154,10 @@ class CellAgent:
         if slot.frozen:  # fetched before the rebalance; read again after it
             self.worker.counts["stale"] += 1
             return
-        if not slot.fresh and slot.engine.last_offset >= 0 and msg.offset > slot.engine.last_offset + 1:
+        if not slot.fresh and slot.engine.last_offset >= 0 and msg.offset > slot.engine.resume_offset:
             log.warning(
                 "cells partition %s: offset %d after %d, messages between never read: restoring from the table",
-                msg.tp, msg.offset, slot.engine.last_offset,
+                msg.tp, msg.offset, slot.engine.resume_offset - 1,
             )  # fmt: skip
             self.worker.counts["offset_gaps"] += 1
             self._drop(msg.tp)  # the next line restores it, then backfills
