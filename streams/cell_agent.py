@@ -250,7 +250,8 @@ class CellAgent:
                 log.exception("flush of %s failed", tp)
 
     async def _backfill(self, tp: Any, slot: CellSlot, start: int, stop: int) -> None:
-        log.warning("cells partition %s: reading offsets %d-%d first (state snapshot is older)", tp, start, stop - 1)
+        log.info("cells partition %s: reading offsets %d-%d first (pending samples, then what the snapshot lacks)",
+                 tp, start, stop - 1)  # fmt: skip
         async for message in read_range(self.topo.brokers, tp, start, stop):
             await self._push(tp, message.offset, message.value, slot)
 
