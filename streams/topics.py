@@ -45,7 +45,7 @@ class KafkaConfig:
     request_timeout_s: float = field(default=40.0, metadata=bounds(5, 600))
     commit_interval_s: float = field(default=2.8, metadata=bounds(0.1, 60))
     frame_size: int = field(default=500, metadata=bounds(1, 100000))  # positions per message (feed)
-    frame_linger_s: float = field(default=0.5, metadata=bounds(0, 60))  # live feeds: partial frames after this
+    frame_linger_s: float = field(default=0.2, metadata=bounds(0, 60))  # live feeds: partial frames after this
     flush_interval_s: float = field(default=1.0, metadata=bounds(0, 600))  # worker: write changed state this often
     flush_records: int = field(default=50000, metadata=bounds(1, 10_000_000))  # … or after this many positions
     # cells stage: a position partition silent this long (wall clock) stops holding the pairwise
