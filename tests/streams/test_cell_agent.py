@@ -1,0 +1,112 @@
+"""The worker's cells agent on a stand-in for Kafka: restarts from its snapshot, read again.
+
+The ``cells`` log of one partition comes from the split pipeline of
+``test_pairwise_restarts.py`` (the bundled Virginia Beach sample through 8 position
+partitions): every note, relay and watermark in its wire form. A worker reads it, writes a
+snapshot, and dies; another one restores the partition from the snapshot's table value,
+reads the pending samples' notes again (the backfill stands in for a plain consumer), and
+goes on. Its alerts must be those of a worker that never stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+
+from detectors.base import Environment
+from models.alert import Alert
+from models.settings import Settings
+from streams.agents import Worker
+from streams.cell_agent import CellAgent
+from streams.metrics import Metrics
+from streams.topics import stream_settings
+from streams.wire import decode_alert
+from tests.streams.test_pairwise_restarts import World, finals, sample_records
+from tests.streams.test_worker_metrics import TP, Event, Message, Sink, env, make_worker
+from tests.streams.test_worker_rebalance import _with_cells_stage
+
+__all__ = ["env", "sample_records"]  # module fixtures
+
+
+@pytest.fixture(scope="module")
+def cells_log(
+    settings: Settings, env: Environment, sample_records: list[Any]
+) -> tuple[int, list[bytes], dict[str, dict[str, Any]]]:
+    """A partition of the ``cells`` topic that gives one of the sample's rendezvous, its log,
+    and the final alerts of a worker that reads it without stopping."""
+    t = stream_settings(settings).topics
+    world = World(settings, env, sample_records, t.partitions, t.partitions, seed=5)
+    world.run(0.0)
+    end = orjson.dumps(world.input_end)
+    for side in world.cells:  # the air partitions carried nothing: their end markers
+        for p in range(t.partitions):
+            side.log.append(b'{"src":"%s/%d","wm":%s,"done":true}' % (t.positions_air.encode(), p, end))
+    for k, side in enumerate(world.cells):
+        clean, agent = _agent(settings, env, {})
+        _feed(agent, TP(t.cells, k), side.log, range(len(side.log)))
+        expected = finals(_alerts(clean))
+        if any(a["kind"] == "rendezvous" for a in expected.values()):
+            return k, side.log, expected
+    raise AssertionError("no cells partition gives the sample's rendezvous")
+
+
+def _agent(settings: Settings, env: Environment, table: dict[bytes, bytes]) -> tuple[Worker, CellAgent]:
+    worker = make_worker(settings, env, Metrics())
+    _with_cells_stage(worker, settings, env)
+    worker.topo.cell_table.data = table
+    worker.cell_agent = agent = CellAgent(worker)
+    agent.stream = Sink()
+    return worker, agent
+
+
+def _feed(agent: CellAgent, tp: TP, log: list[bytes], offsets: range | list[int]) -> None:
+    agent.worker.topo.app.consumer.highwaters[tp] = len(log)  # type: ignore[attr-defined]  # assigned
+
+    async def backfill(tp_: Any, slot: Any, start: int, stop: int) -> None:
+        for o in range(start, stop):  # the log stands in for the plain consumer
+            await agent._push(tp_, o, log[o], slot)
+
+    agent._backfill = backfill  # type: ignore[method-assign]
+
+    async def go() -> None:
+        for o in offsets:
+            await agent.on_message(Event(Message(tp, o, log[o])))
+
+    asyncio.run(go())
+
+
+def _alerts(*workers: Worker) -> list[Alert]:
+    return [decode_alert(m["value"]) for w in workers for m in w.topo.alerts.sent]  # type: ignore[attr-defined]
+
+
+def test_a_restarted_cells_partition_reads_its_pending_samples_again(
+    settings: Settings, env: Environment, cells_log: tuple[int, list[bytes], dict[str, dict[str, Any]]]
+) -> None:
+    k, log, expected = cells_log
+    tp = TP(stream_settings(settings).topics.cells, k)
+
+    table: dict[bytes, bytes] = {}
+    first, agent = _agent(settings, env, table)
+    cut = len(log) * 2 // 3
+    _feed(agent, tp, log, range(cut))
+    asyncio.run(agent.flush(tp, agent.slots[tp]))  # the snapshot, then the worker dies
+    snapshot = agent.slots[tp].engine.snapshot()
+    assert snapshot["r"] < snapshot["o"] == cut - 1, "samples were pending: the snapshot holds none of them"
+
+    second, agent = _agent(settings, env, table)
+    # the group's committed offset is after the snapshot: the pending samples' notes are read first
+    _feed(agent, tp, log, range(cut, len(log)))
+    engine = agent.slots[tp].engine
+    assert engine.counts["pending_rebuilt"] > 0 and engine.counts["rebuild_incomplete"] == 0
+    assert finals(_alerts(first, second)) == expected
+
+    third, agent = _agent(settings, env, table)
+    # committed before the snapshot's end, then a jump while reading again: back to the snapshot
+    jump = (snapshot["r"] + cut) // 2
+    _feed(agent, tp, log, [jump, *range(jump + 3, len(log))])
+    assert third.counts["offset_gaps"] == 1
+    assert agent.slots[tp].engine.counts["rebuild_incomplete"] == 0
+    assert finals(_alerts(first, third)) == expected
