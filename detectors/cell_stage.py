@@ -151,12 +151,12 @@ class CellStage:
                 if every or owns(cid):
                     self._deliver(cid, s.ts, channel, s)
 
-    def take_pending(self, note: Note) -> bool:
+    def take_pending(self, note: SampleNote) -> bool:
         """Rebuild after :meth:`restore` of an export without pending samples: a sample note
         taken before the export, read again, goes back among the pending samples if its slot is
         still ahead (nothing else of it: its handoffs and everything else are in the export).
         Whether it did."""
-        if not isinstance(note, SampleNote) or note.sample.ts <= self.horizon:
+        if note.sample.ts <= self.horizon:
             return False
         self._deliver_sample(note)
         return True

@@ -65,6 +65,11 @@ def source_id(topic: str, partition: int) -> str:
     return f"{topic}/{partition}"
 
 
+def _notes(value: Any) -> tuple[str, list[tuple[int, Note]]]:
+    """A cells message's source and numbered notes (KeyError, TypeError, ValueError if it has none)."""
+    return str(value["src"]), [(int(seq), note_from_wire(w)) for seq, w in value.get("notes", ())]
+
+
 class CellRouter:
     """Notes → one message per ``cells`` partition, numbered per source."""
 
@@ -204,16 +209,15 @@ class CellPartitionEngine:
         assert self._rebuild is not None
         self._rebuild = (offset + 1, self._rebuild[1])
         try:
-            src = str(value["src"])
-            notes = [(int(seq), note_from_wire(w)) for seq, w in value.get("notes", ())]
+            src, notes = _notes(value)
         except (KeyError, TypeError, ValueError, AttributeError):
             return  # refused when first read (dead-lettered then)
         for seq, note in notes:
-            if (src, seq) in self._rebuilt or not self._was_applied(src, seq):
+            if not isinstance(note, SampleNote) or (src, seq) in self._rebuilt or not self._was_applied(src, seq):
                 continue  # a note sent twice counts once, as when it was first read
             self._rebuilt.add((src, seq))
             if self.stage.take_pending(note):
-                self._first_offset.setdefault(note.sample.ts, offset)  # type: ignore[union-attr]
+                self._first_offset.setdefault(note.sample.ts, offset)
                 self.counts["pending_rebuilt"] += 1
 
     def _was_applied(self, src: str, seq: int) -> bool:
@@ -224,8 +228,7 @@ class CellPartitionEngine:
         """A message's notes and watermark, whether read from the topic or handed over directly
         by a cells partition of the same worker (its copy in the topic is skipped when read)."""
         try:
-            src = str(value["src"])
-            notes = [(int(seq), note_from_wire(w)) for seq, w in value.get("notes", ())]
+            src, notes = _notes(value)
             wm = float(state_codec.decode(value["wm"])) if "wm" in value else None
             self._check(notes)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -274,10 +277,10 @@ class CellPartitionEngine:
 
     def _seen(self, src: str, seq: int) -> bool:
         """Whether note ``seq`` of ``src`` was applied already; marks it applied if not."""
+        if self._was_applied(src, seq):
+            return True
         last = self.applied.get(src, 0)
         ahead = self.ahead.get(src)
-        if seq <= last or (ahead is not None and seq in ahead):
-            return True
         if seq != last + 1:
             self.ahead.setdefault(src, set()).add(seq)
             return False
