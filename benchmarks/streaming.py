@@ -802,7 +802,8 @@ def run(
     records = load_records(path, limit or DEFAULT_LIMIT)
     with tempfile.TemporaryDirectory(prefix="vigiamar-bench-") as tmp:
         folder = Path(tmp)
-        config = write_settings(folder / "config", kafka={**BENCH_KAFKA, **(kafka or {})})
+        bench_kafka = {**BENCH_KAFKA, **(kafka or {})}
+        config = write_settings(folder / "config", kafka=bench_kafka)
         settings = load_settings(config)
         offline = run_offline(records, settings, load_environment(settings))
         figures = list(offline.figures)
@@ -823,7 +824,7 @@ def run(
                 fig.note += f"; more workers than the {os.cpu_count()} cores"
             figures.append(fig)
         if pairwise:
-            shipped = write_settings(folder / "config-shipped", kafka={**BENCH_KAFKA, **(kafka or {})}, pairwise=True)
+            shipped = write_settings(folder / "config-shipped", kafka=bench_kafka, pairwise=True)
             revisions = replay_revisions(records, load_settings(shipped))
             fig = run_workers(folder / "shipped", records, shipped, 1, base.rate, fetch_wait_ms, revisions)
             fig.note += f"; {sum(k.startswith('rendezvous') for k, _ in revisions)} rendezvous revisions"

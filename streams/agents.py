@@ -408,7 +408,7 @@ class Worker:
             return  # the seek that ends a rebalance reads them again
         consumer = app.consumer
         t = self.topo.stream.topics
-        inputs = {*self.topo.positions, t.alerts, t.cells if self.cell_agent is not None else None}
+        inputs = {*self.topo.positions, t.alerts, *([t.cells] if self.cell_agent is not None else [])}
         now = time.monotonic()
         for tp in self.stalls.due([tp for tp in consumer.assignment() if tp.topic in inputs], now):
             try:
@@ -434,9 +434,7 @@ class Worker:
             return None if last is None else last + 1
         if self.cell_agent is not None and tp.topic == self.topo.stream.topics.cells:
             return self.cell_agent.next_offset(tp)
-        engine = self._slot(tp).engine
-        resume = engine.resume_offset
-        return engine.last_offset + 1 if resume is None else resume
+        return self._slot(tp).engine.next_offset
 
     # --- router ---------------------------------------------------------------------------------
     async def _router(self, stream: Any) -> None:

@@ -89,7 +89,6 @@ class Flush:
     tracks_removed: int = 0
 
 
-
 class PartitionEngine:
     def __init__(
         self,
@@ -214,6 +213,11 @@ class PartitionEngine:
     def resume_offset(self) -> int | None:
         """Where reading must start for a restored engine (None once it took a message)."""
         return self._resume
+
+    @property
+    def next_offset(self) -> int:
+        """The first offset this engine needs: where a restored one must start, else the one after the last taken."""
+        return self._resume if self._resume is not None else self.last_offset + 1
 
     def missing_before(self, offset: int) -> int | None:
         """For a restored engine's first message: the offset reading should have started at, if later.
