@@ -22,6 +22,14 @@ few mutually consistent ones; see :mod:`detectors.cleaning`):
   99 aids to navigation, 970/972/974 SART/MOB/EPIRB, 111 SAR aircraft). Reported once per
   track (low severity) unless other evidence joins it.
 
+Aircraft (``aircraft = true``, by ICAO address) are judged on track jumps only: a teleport or an
+alternation counts when the fix lies at least ``aircraft_min_jump_m`` from the track and, for a
+teleport, implies at least ``aircraft_strong_jump_speed_kn``. ADS-B feeds resampled to one row
+a second repeat a stale position until the next position message and then catch up in one
+step: a few km at airliner speed, which the cleaner marks implausible but which is no
+evidence. GNSS spoofing or jamming moves the reported position by tens to hundreds of km.
+Being over land, and the address itself, are no evidence for aircraft.
+
 Alternations and teleports are counted as *events*; events closer than ``burst_s`` to the
 last counted one count once (a same-second burst or one glitch is one event), and an
 episode opens when ``min_events`` counted events fall within ``window_s``: single glitches
@@ -56,6 +64,10 @@ THRESHOLDS = (
     "strong_jump_speed_kn", "alternation_ratio", "min_events", "window_s", "burst_s", "quiet_s", "land_margin_m",
     "land_min_fixes",
 )  # fmt: skip
+AIRCRAFT_THRESHOLDS = (
+    "aircraft_strong_jump_speed_kn", "aircraft_min_jump_m", "alternation_ratio", "min_events", "window_s", "burst_s",
+    "quiet_s",
+)  # fmt: skip
 
 SHIP_MMSI_MIN = 200_000_000
 SHIP_MMSI_MAX = 799_999_999
@@ -85,12 +97,16 @@ class SpoofingConfig:
     invalid_mmsis: tuple[str, ...] = ("0", "1193046", "123456789", "987654321", "416000000")
     non_ship_prefixes: tuple[str, ...] = ("98", "99", "970", "972", "974", "111")
     max_examples: int = field(default=6, metadata=bounds(1, 100))
+    aircraft: bool = True
+    aircraft_strong_jump_speed_kn: float = field(default=1400.0, metadata=bounds(100, 1_000_000))
+    aircraft_min_jump_m: float = field(default=10_000.0, metadata=bounds(0, 10_000_000))
     severity: str = field(default="medium", metadata=bounds(choices=("low", "medium", "high")))
 
 
 @dataclass(slots=True)
 class SpoofingState:
     entity_id: str = ""
+    aircraft: bool = False
     mmsi_problem: str | None = None
     # the track: last plausible fix
     anchor_ts: float = 0.0
@@ -130,7 +146,7 @@ class SpoofingState:
 class SpoofingDetector:
     name: ClassVar[str] = "spoofing"
     version: ClassVar[str] = "1.0"
-    entity_types: ClassVar[tuple[str, ...]] = ("vessel",)
+    entity_types: ClassVar[tuple[str, ...]] = ("vessel", "aircraft")
 
     def __init__(self, cfg: SpoofingConfig, env: Environment) -> None:
         self.cfg = cfg
@@ -138,6 +154,7 @@ class SpoofingDetector:
         self.info = DetectorInfo(self.name, self.version, config_hash(cfg))
         self._invalid = frozenset(cfg.invalid_mmsis)
         self._thresholds = threshold_values(cfg, THRESHOLDS)
+        self._aircraft_thresholds = threshold_values(cfg, AIRCRAFT_THRESHOLDS)
 
     # --- protocol -------------------------------------------------------------------
     def step(
@@ -145,8 +162,11 @@ class SpoofingDetector:
     ) -> tuple[SpoofingState | None, list[Alert]]:
         alerts: list[Alert] = []
         if state is None:
-            state = SpoofingState(entity_id=fix.entity_id)
-            if self.cfg.report_invalid_mmsi:
+            aircraft = fix.entity_type == "aircraft"
+            if aircraft and not self.cfg.aircraft:
+                return None, []
+            state = SpoofingState(entity_id=fix.entity_id, aircraft=aircraft)
+            if self.cfg.report_invalid_mmsi and not aircraft:
                 state.mmsi_problem = mmsi_problem(fix.entity_id, self._invalid, self.cfg.non_ship_prefixes)
             self._anchor(state, fix)
             if state.mmsi_problem is not None:
@@ -157,7 +177,7 @@ class SpoofingDetector:
             alerts += self._close(state)
         implausible = bool(fix.flags & FLAG_IMPLAUSIBLE)
         reanchor = bool(fix.flags & FLAG_NEW_SEGMENT) and fix.implied_speed_kn is not None
-        if implausible or reanchor or state.land_run:
+        if (implausible or reanchor or state.land_run) and not state.aircraft:
             alerts += self._land(state, fix, jump=implausible or reanchor)
         if implausible:
             alerts += self._jump(state, fix)
@@ -185,11 +205,16 @@ class SpoofingDetector:
         implied = fix.implied_speed_kn or 0.0
         to_track = haversine_m(state.anchor_lat, state.anchor_lon, fix.lat, fix.lon)
         kind: str | None = None
-        if state.other_ts is not None and state.back_since_other and fix.ts - state.other_ts <= cfg.window_s:
+        if state.aircraft:
+            strong_kn, far_enough = cfg.aircraft_strong_jump_speed_kn, to_track >= cfg.aircraft_min_jump_m
+        else:
+            strong_kn, far_enough = cfg.strong_jump_speed_kn, True
+        recent_other = state.other_ts is not None and fix.ts - state.other_ts <= cfg.window_s
+        if far_enough and recent_other and state.back_since_other:
             to_other = haversine_m(state.other_lat, state.other_lon, fix.lat, fix.lon)
             if to_other <= cfg.alternation_ratio * to_track:
                 kind = ALTERNATION
-        if kind is None and implied >= cfg.strong_jump_speed_kn:
+        if kind is None and far_enough and implied >= strong_kn:
             kind = TELEPORT
         state.other_ts, state.other_lat, state.other_lon = fix.ts, fix.lat, fix.lon
         state.back_since_other = False
@@ -351,10 +376,10 @@ class SpoofingDetector:
             "duration_s": round(state.end_ts - state.start_ts),
             "positions": [_public(e) for e in state.examples],
         }
-        with_thresholds(evidence, self._thresholds)
+        with_thresholds(evidence, self._aircraft_thresholds if state.aircraft else self._thresholds)
         draft = AlertDraft(
             kind="spoofing",
-            entities=(EntityRef("vessel", state.entity_id),),
+            entities=(EntityRef("aircraft" if state.aircraft else "vessel", state.entity_id),),
             start_ts=state.start_ts,
             end_ts=state.end_ts,
             lat=state.lat,
