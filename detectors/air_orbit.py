@@ -26,6 +26,12 @@ radius, and the ratio gate stops heading noise (spikes that swing back) from mak
 Glider thermalling is circling, so it is reported, with ``low`` severity and
 ``profile = "thermalling"`` when the episode climbs at ``glider_min_climb_fpm`` or more at a
 mean ground speed of ``glider_max_speed_kn`` or less (powered orbits hold their altitude).
+A glider's cross-country flight is a chain of such climbs, so only a track's first
+``glider_report_thermals`` thermalling episodes are reported: a track with more is a glider,
+and its later circling at glider speed (thermals, and weak lift that gains little) is not
+reported. A drone or helicopter climbing while it circles does so once or twice, and is
+still reported. Every thermalling episode is counted (``thermalling_episodes`` in the
+evidence), and the count outlives the track's silences.
 
 Noise: fixes the cleaner marks implausible (teleports) are skipped; a new track segment
 (re-anchored after a jump) restarts the samples; heading changes faster than
@@ -61,7 +67,7 @@ NAN = float("nan")
 THRESHOLDS = (
     "radius_m", "min_turns", "min_duration_s", "min_lap_s", "max_lap_s", "min_net_ratio", "min_speed_kn",
     "max_turn_rate_dps", "max_gap_s", "break_after_s", "airfield_exclusion_m", "airfield_below_ft",
-    "glider_max_speed_kn", "glider_min_gain_ft", "glider_min_climb_fpm",
+    "glider_max_speed_kn", "glider_min_gain_ft", "glider_min_climb_fpm", "glider_report_thermals",
 )  # fmt: skip
 
 
@@ -86,6 +92,7 @@ class AirOrbitConfig:
     glider_max_speed_kn: float = field(default=80.0, metadata=bounds(0, 300))
     glider_min_gain_ft: float = field(default=300.0, metadata=bounds(0, 20000))
     glider_min_climb_fpm: float = field(default=150.0, metadata=bounds(0, 10000))
+    glider_report_thermals: int = field(default=2, metadata=bounds(0, 100000))
     severity: str = field(default="medium", metadata=bounds(choices=("low", "medium", "high")))
 
 
@@ -133,6 +140,8 @@ class AirOrbitState:
     max_alt_ft: float = -math.inf
     revision: int = 0
     emitted_end: float = 0.0
+    thermal_counted: bool = False  # this episode was counted in ``thermals``
+    thermals: int = 0  # episodes of this track judged thermalling once they qualified
 
 
 class AirOrbitDetector:
@@ -160,7 +169,7 @@ class AirOrbitDetector:
             state = AirOrbitState(entity_id=fix.entity_id)
             state.nfix = 1
             self._restart(state, fix)
-        elif fix.ts - state.last_ts > self.cfg.max_gap_s or fix.flags & FLAG_NEW_SEGMENT:
+        elif not state.samples or fix.ts - state.last_ts > self.cfg.max_gap_s or fix.flags & FLAG_NEW_SEGMENT:
             alerts += self._close(state)
             state.nfix += 1
             self._restart(state, fix)
@@ -177,12 +186,19 @@ class AirOrbitDetector:
 
     def expire(self, state: AirOrbitState, watermark: float) -> tuple[AirOrbitState | None, list[Alert]]:
         if watermark - state.last_ts >= self.cfg.max_gap_s:
-            return None, self._close(state)
+            alerts = self._close(state)
+            if not state.thermals:
+                return None, alerts
+            # a glider out of coverage: only its count of climbs is kept, for when it is back
+            state.samples, state.net_max, state.net_min = [], [], []
+            return state, alerts
         if state.since_ts is not None and watermark - state.lap_ts >= self.cfg.break_after_s:
             return state, self._close(state)
         return state, []
 
     def deadline(self, state: AirOrbitState) -> float | None:
+        if not state.samples:
+            return None  # silent, remembered until the track is forgotten
         gap = state.last_ts + self.cfg.max_gap_s
         if state.since_ts is not None:
             return min(gap, state.lap_ts + self.cfg.break_after_s)
@@ -350,6 +366,7 @@ class AirOrbitDetector:
         state.min_alt_ft, state.max_alt_ft = math.inf, -math.inf
         state.revision = 0
         state.emitted_end = 0.0
+        state.thermal_counted = False
 
     @staticmethod
     def _fold(state: AirOrbitState, sample: Sample) -> None:
@@ -378,8 +395,28 @@ class AirOrbitDetector:
         assert state.since_ts is not None
         cfg = self.cfg
         ready = self._turns(state) >= cfg.min_turns and state.lap_ts - state.since_ts >= cfg.min_duration_s
+        if ready and not state.revision:
+            speed, _, thermalling = self._profile(state)
+            if thermalling and not state.thermal_counted:
+                state.thermal_counted = True
+                state.thermals += 1
+            if state.thermals > cfg.glider_report_thermals and speed is not None and speed <= cfg.glider_max_speed_kn:
+                return []  # a glider (by its climbs so far) circling at glider speed
         status = due_status(state.revision, ready, state.lap_ts, state.emitted_end, cfg.update_every_s)
         return [] if status is None else [self._revision(state, status)]
+
+    def _profile(self, state: AirOrbitState) -> tuple[float | None, float, bool]:
+        """The episode's mean ground speed (kn), best climb rate (ft/min), and whether that is thermalling."""
+        cfg = self.cfg
+        speed = state.sum_speed_kn / state.speeds if state.speeds else None
+        climb = state.gain_ft / state.gain_s * 60.0 if state.gain_s > 0 else 0.0
+        thermalling = (
+            state.gain_ft >= cfg.glider_min_gain_ft
+            and climb >= cfg.glider_min_climb_fpm
+            and speed is not None
+            and speed <= cfg.glider_max_speed_kn
+        )
+        return speed, climb, thermalling
 
     def _close(self, state: AirOrbitState) -> list[Alert]:
         out = []
@@ -399,14 +436,10 @@ class AirOrbitDetector:
         total = state.end_tot - state.start_tot
         ratio = abs(state.end_net - state.start_net) / total if total > 0 else 0.0
         lat, lon = state.sum_lat / state.laps, state.sum_lon / state.laps
-        speed = state.sum_speed_kn / state.speeds if state.speeds else None
-        climb = state.gain_ft / state.gain_s * 60.0 if state.gain_s > 0 else 0.0
-        thermalling = (
-            state.gain_ft >= cfg.glider_min_gain_ft
-            and climb >= cfg.glider_min_climb_fpm
-            and speed is not None
-            and speed <= cfg.glider_max_speed_kn
-        )
+        speed, climb, thermalling = self._profile(state)
+        if thermalling and not state.thermal_counted:  # became thermalling after it opened
+            state.thermal_counted = True
+            state.thermals += 1
         near = self.airfields.nearest(lat, lon)
         evidence = {
             "duration_s": round(duration),
@@ -422,6 +455,7 @@ class AirOrbitDetector:
             "best_climb_ft": round(state.gain_ft),
             "best_climb_rate_fpm": round(climb),
             "profile": "thermalling" if thermalling else "powered",
+            "thermalling_episodes": state.thermals,
             "callsign": state.callsign,
             "nearest_airfield": near[0].icao if near else None,
             "distance_to_airfield_m": round(near[1]) if near else None,

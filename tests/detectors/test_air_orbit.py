@@ -107,16 +107,32 @@ def test_surveillance_drone_gtekv_patrol_orbits(shared_data: Path, settings: Set
     assert alerts[2].evidence["distance_to_airfield_m"] > 20_000  # mid-strait
 
 
-def test_glider_thermalling_is_reported_with_low_severity(shared_data: Path, settings: Settings) -> None:
+def test_glider_thermalling_first_climbs_reported_with_low_severity_then_quiet(
+    shared_data: Path, settings: Settings
+) -> None:
+    # Benign circling: a glider's cross-country flight is a chain of thermal climbs (13 of
+    # them here, and one circle in weak lift). Its first two climbs are reported with the
+    # thermalling profile and low severity; after that the track is a glider and its circling
+    # at glider speed is not reported, even after silences of more than max_gap_s.
     alerts = orbits(flight(shared_data, "glider_thermals_G-CLPU"), settings)
-    # Benign circling: the orbit detector reports it (it *is* circling), marked as a
-    # thermalling profile (slow, climbing) with low severity so that suspicious-orbit scoring
-    # can discard it. Longest climb: 16:55–17:12, ~20 turns, 2,250 → 5,800 ft.
+    day = "2019-05-23"
+    assert [a.evidence["profile"] for a in alerts] == ["thermalling", "thermalling"]
+    assert_span(alerts[0], t(day, "11:27:27"), t(day, "11:33:03"))
+    assert_span(alerts[1], t(day, "11:44:27"), t(day, "11:56:22"))
+    assert all(a.severity == "low" for a in alerts)
+    assert [a.evidence["thermalling_episodes"] for a in alerts] == [1, 2]
+
+
+def test_every_thermal_is_reported_when_asked(shared_data: Path, settings: Settings) -> None:
+    # glider_report_thermals high: every climb is reported (the count shows how many came before)
+    cfg = AirOrbitConfig(glider_report_thermals=1000)
+    alerts = orbits(flight(shared_data, "glider_thermals_G-CLPU"), settings, cfg)
     assert 12 <= len(alerts) <= 20
     thermals = [a for a in alerts if a.evidence["profile"] == "thermalling"]
     assert len(thermals) >= 0.8 * len(alerts)
     assert all(a.severity == "low" for a in thermals)
     assert all(a.severity != "high" for a in alerts)
+    assert max(a.evidence["thermalling_episodes"] for a in alerts) == len(thermals)
     best = max(alerts, key=lambda a: a.evidence["turns"])
     assert_span(best, t("2019-05-23", "16:55:51"), t("2019-05-23", "17:12:21"))
     assert best.evidence["turns"] > 18
