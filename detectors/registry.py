@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from detectors.air_landing import AirLandingConfig, AirLandingDetector
+from detectors.air_loiter import AirLoiterConfig, AirLoiterDetector
 from detectors.air_low_slow import AirLowSlowConfig, AirLowSlowDetector
 from detectors.air_orbit import AirOrbitConfig, AirOrbitDetector
 from detectors.air_sea_rendezvous import AirSeaRendezvousConfig, AirSeaRendezvousDetector
@@ -31,6 +32,7 @@ class Registration:
 TRACK_DETECTORS: dict[str, Registration] = {
     "loitering": Registration(LoiteringConfig, LoiteringDetector),
     "air_orbit": Registration(AirOrbitConfig, AirOrbitDetector),
+    "air_loiter": Registration(AirLoiterConfig, AirLoiterDetector),
     "air_low_slow": Registration(AirLowSlowConfig, AirLowSlowDetector),
     "air_landing": Registration(AirLandingConfig, AirLandingDetector),
     "ais_gap": Registration(AisGapConfig, AisGapDetector),

@@ -28,6 +28,7 @@ EVENT = {
     "spoofing": "Position or identity spoofing",
     "zone_entry": "Entry into a watched zone",
     "air_orbit": "Aircraft orbiting",
+    "air_loiter": "Aircraft loitering over an area",
     "air_low_slow": "Aircraft low and slow",
     "air_landing": "Aircraft landing away from an airfield",
     "air_sea_rendezvous": "Air–sea rendezvous",

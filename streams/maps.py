@@ -45,6 +45,7 @@ KIND_COLOURS = {
     "spoofing": "#c2185b",
     "zone_entry": "#2e9e6b",
     "air_orbit": "#8e5cc4",
+    "air_loiter": "#cab2d6",
     "air_low_slow": "#b15928",
     "air_landing": "#6a3d9a",
     "air_sea_rendezvous": "#17becf",
