@@ -3,7 +3,10 @@
 Anchored on Global Fishing Watch's loitering event (under 2 kn for at least 1 h, away
 from shore and anchorages) and RTEC's (> 30 min). Fixes near a port, inside an exclusion
 zone or closer to shore than ``min_shore_distance_m`` end an episode instead of extending
-it. A silence longer than ``max_gap_s`` also ends it: silence is not loitering.
+it, and so do fixes whose AIS navigational status is one of ``excluded_nav_statuses`` (at
+anchor, moored: ships waiting in an anchorage or made fast to a buoy or platform; the status
+is set by the crew, ``[]`` turns this off). A silence longer than ``max_gap_s`` also ends
+it: silence is not loitering.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class LoiteringConfig:
     update_every_s: float = field(default=1800.0, metadata=bounds(60, 86400))
     port_exclusion_m: float = field(default=3000.0, metadata=bounds(0, 100000))
     min_shore_distance_m: float = field(default=0.0, metadata=bounds(0, 500000))
+    excluded_nav_statuses: tuple[int, ...] = (1, 5)
     severity: str = field(default="medium", metadata=bounds(choices=("low", "medium", "high")))
 
 
@@ -69,6 +73,7 @@ class LoiteringDetector:
         self.env = env
         self.info = DetectorInfo(self.name, self.version, config_hash(cfg))
         self._bins = int(cfg.max_speed_kn / SPEED_BIN_KN) + 1
+        self._anchored = frozenset(cfg.excluded_nav_statuses)
         self._thresholds = threshold_values(cfg, THRESHOLDS)
 
     # --- protocol -------------------------------------------------------------------
@@ -85,7 +90,7 @@ class LoiteringDetector:
             alerts += self._close(state)
         state.last_ts = fix.ts
         slow = fix.speed_kn <= cfg.max_speed_kn
-        if slow and self._excluded(fix.lat, fix.lon):
+        if slow and (fix.nav_status in self._anchored or self._excluded(fix.lat, fix.lon)):
             alerts += self._close(state)
             return self._idle(state), alerts
         if not slow:

@@ -103,6 +103,23 @@ def test_exclusion_zone_ends_and_suppresses_loitering(settings: Settings) -> Non
     assert alerts == []
 
 
+def test_at_anchor_or_moored_is_not_loitering(settings: Settings) -> None:
+    # 2 h slow offshore: reported; the same with AIS status at anchor (1) or moored (5): not.
+    # At anchor for the first half hour only, then drifting for 1.5 h: the drift alone counts.
+    spec = [(m * MIN, 0.2) for m in range(0, 121, 5)]
+
+    def run(status: list[int | None], cfg: LoiteringConfig | None = None) -> list[tuple[float, float]]:
+        fixes = [replace(p, nav_status=s) for p, s in zip(_fixes(spec), status, strict=True)]
+        alerts = final_revisions(run_pipeline(fixes, settings, detectors=only_loitering(settings, cfg)))
+        return [(a.start_ts, a.end_ts) for a in alerts]
+
+    n = len(spec)
+    assert run([None] * n) == [(t("10:00:00"), t("12:00:00"))]
+    assert run([1] * n) == [] and run([5] * n) == []
+    assert run([1] * 6 + [0] * (n - 6)) == [(t("10:30:00"), t("12:00:00"))]
+    assert run([1] * n, LoiteringConfig(excluded_nav_statuses=())) == [(t("10:00:00"), t("12:00:00"))]
+
+
 def test_near_port_is_excluded_by_geography(settings: Settings) -> None:
     class NearPort:
         def distance_to_port_m(self, lat: float, lon: float) -> float:
