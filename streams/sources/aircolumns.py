@@ -17,12 +17,9 @@ from collections.abc import Mapping
 
 from models.errors import DecodeError
 from models.position import Position, check_position, finite_number
-from streams.sources.csvutil import parse_time, req_float
+from streams.sources.csvutil import EPOCH_MS_ABOVE, parse_time, req_float
 
 REQUIRED = ("timestamp", "icao24", "latitude", "longitude")
-
-# Epoch numbers above this are milliseconds: as seconds they would lie after the year 5000.
-EPOCH_MS_ABOVE = 1e11
 
 
 def _float(value: object, reason: str) -> float | None:

@@ -9,6 +9,9 @@ from datetime import UTC, datetime
 from models.errors import DecodeError
 from models.timeutil import parse_iso
 
+# Epoch numbers above this are milliseconds: as seconds they would lie after the year 5000.
+EPOCH_MS_ABOVE = 1e11
+
 _DAY_CACHE: dict[str, float] = {}
 _MINUTE_CACHE: dict[str, float] = {}  # "YYYY-MM-DDTHH:MM" -> epoch seconds of that minute
 
@@ -23,9 +26,12 @@ def split_row(line: str) -> list[str]:
 
 
 def parse_time(text: str) -> float:
-    """Epoch seconds from ISO 8601 (zone-less = UTC); fast path for ``YYYY-MM-DDTHH:MM:SS[Z]``."""
+    """Epoch seconds from ISO 8601 (zone-less = UTC); fast path for ``YYYY-MM-DDTHH:MM:SS[Z]``.
+
+    Also ``DD/MM/YYYY HH:MM:SS`` (day first, UTC: the Danish Maritime Authority's AIS exports)
+    and epoch seconds (milliseconds above 1e11) written as a number."""
     n = len(text)
-    if (n == 19 or (n == 20 and text[19] == "Z")) and text[10] in "T " and text[13] == ":":
+    if (n == 19 or (n == 20 and text[19] == "Z")) and text[10] in "T " and text[13] == ":" and text[4] == "-":
         minute = _MINUTE_CACHE.get(text[:16])
         if minute is not None:  # day, hour and minute already parsed and checked for this prefix
             try:
@@ -55,10 +61,47 @@ def parse_time(text: str) -> float:
             _MINUTE_CACHE.clear()
         _MINUTE_CACHE[text[:16]] = minute
         return minute + s
+    if n >= 16 and text[2] == "/" and text[5] == "/":
+        return _day_first(text)
+    if text[:1].isdigit() and "-" not in text and ":" not in text:
+        return _epoch(text)
     try:
         return parse_iso(text)
     except (ValueError, OverflowError) as exc:
         raise DecodeError("bad_time", text) from exc
+
+
+def _day_first(text: str) -> float:
+    """``DD/MM/YYYY HH:MM[:SS]`` as UTC, one strptime per minute."""
+    minute = _MINUTE_CACHE.get(text[:16])
+    if minute is None:
+        try:
+            minute = datetime.strptime(text[:16], "%d/%m/%Y %H:%M").replace(tzinfo=UTC).timestamp()
+        except ValueError as exc:
+            raise DecodeError("bad_time", text) from exc
+        if len(_MINUTE_CACHE) > 65536:
+            _MINUTE_CACHE.clear()
+        _MINUTE_CACHE[text[:16]] = minute
+    rest = text[16:]
+    if not rest:
+        return minute
+    if len(rest) < 3 or rest[0] != ":" or not rest[1:3].isdigit() or (len(rest) > 3 and rest[3] != "."):
+        raise DecodeError("bad_time", text)
+    s = float(rest[1:]) if len(rest) > 3 else int(rest[1:3])
+    if s >= 61:
+        raise DecodeError("bad_time", text)
+    return minute + s
+
+
+def _epoch(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise DecodeError("bad_time", text) from exc
+    if not math.isfinite(value):
+        raise DecodeError("bad_time", text)
+    return value / 1000.0 if value > EPOCH_MS_ABOVE else value
+
 
 
 def req_float(text: str, reason: str) -> float:

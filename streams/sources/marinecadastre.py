@@ -1,4 +1,6 @@
-"""MarineCadastre AIS CSV (``MMSI,BaseDateTime,LAT,LON[,SOG,COG,Heading,VesselName,…]``).
+"""AIS CSV: MarineCadastre's (``MMSI,BaseDateTime,LAT,LON[,SOG,COG,Heading,VesselName,…]``),
+and any other export whose columns :mod:`streams.sources.aiscolumns` recognises by name
+(MarineCadastre from 2024, the Danish Maritime Authority's, generic ``mmsi,timestamp,lat,lon``).
 
 Quirks handled (see the shared data README): COG exported as a signed 12-bit value
 (−204.8…204.7; add 409.6 to a negative value), ``-49.6`` and 360 meaning "not available",
@@ -13,10 +15,11 @@ from collections.abc import Iterable, Iterator
 
 from models.errors import DecodeError, UnknownFormatError
 from models.position import MAX_EVENT_TS, MIN_EVENT_TS, Position, VesselStatic, check_position
+from streams.sources import aiscolumns
+from streams.sources.aiscolumns import REQUIRED
 from streams.sources.base import DecoderBase, Item, is_ship_mmsi
 from streams.sources.csvutil import opt_float, parse_time, req_float, split_row
 
-REQUIRED = ("MMSI", "BaseDateTime", "LAT", "LON")
 COG_WRAP = 409.6
 STATIC_COLUMNS = ("VesselName", "IMO", "CallSign", "VesselType", "Length", "Width")
 # AIS ship and cargo type is 0-99 (ITU-R M.1371, message 5); dimensions are 9 bits each way
@@ -68,13 +71,15 @@ class MarineCadastreDecoder(DecoderBase):
         self.stats.lines += 1
         self.ignore("header")
         header = [h.strip().lstrip("\ufeff") for h in split_row(header_line)]
-        col = {name: i for i, name in enumerate(header)}
+        col = aiscolumns.resolve(header)
         missing = [c for c in REQUIRED if c not in col]
         if missing:
-            raise UnknownFormatError(self.source, f"MarineCadastre CSV lacks columns {', '.join(missing)}", 1)
+            raise UnknownFormatError(self.source, f"AIS CSV lacks columns {', '.join(missing)}", 1)
         i_mmsi, i_time, i_lat, i_lon = (col[c] for c in REQUIRED)
         i_sog, i_cog, i_hdg, i_status = (col.get(c) for c in ("SOG", "COG", "Heading", "Status"))
+        i_mobile = col.get("TypeOfMobile")
         static_cols: dict[str, int] = {c: col[c] for c in STATIC_COLUMNS if c in col}
+        source = self.format_name
         width = len(header)
         last_static: dict[str, tuple[str, ...]] = {}
         lineno = 1
@@ -93,6 +98,9 @@ class MarineCadastreDecoder(DecoderBase):
                 continue
             if len(row) != width:
                 yield self.reject(lineno, "wrong_field_count", line, f"{len(row)} fields, expected {width}")
+                continue
+            if i_mobile is not None and row[i_mobile].strip().lower() in aiscolumns.NOT_VESSELS:
+                self.ignore("not_a_vessel")  # a base station or an aid to navigation
                 continue
             try:
                 # The common case, checked in the order of the plain path below; a row whose
@@ -118,10 +126,13 @@ class MarineCadastreDecoder(DecoderBase):
                         None if i_hdg is None else norm_heading(opt_float(row[i_hdg], "bad_heading")),
                     )
                     if i_status is not None and row[i_status]:
-                        pos.nav_status = int(req_float(row[i_status], "bad_status"))
-                    pos.source = "marinecadastre"
+                        pos.nav_status = self._status(row[i_status])
+                    pos.source = source
                 else:
                     pos = self._plain_position(row, i_mmsi, i_time, i_lat, i_lon, i_sog, i_cog, i_hdg, i_status)
+                    if i_status is not None and row[i_status]:
+                        pos.nav_status = self._status(row[i_status])
+                    pos.source = source
             except DecodeError as exc:
                 yield self.reject(lineno, exc.reason, line, exc.detail)
                 continue
@@ -173,8 +184,15 @@ class MarineCadastreDecoder(DecoderBase):
         if i_hdg is not None:
             pos.heading_deg = norm_heading(opt_float(row[i_hdg], "bad_heading"))
         if i_status is not None and row[i_status]:
-            pos.nav_status = int(req_float(row[i_status], "bad_status"))
+            aiscolumns.nav_status(row[i_status])  # a number that is not one: bad_status
         return check_position(pos)
+
+    def _status(self, text: str) -> int | None:
+        """The navigational status code; text no export uses is counted and left out."""
+        code = aiscolumns.nav_status(text)
+        if code is None:
+            self.stats.notes["unknown_status"] += 1
+        return code
 
     def _static(self, mmsi: str, ts: float, row: list[str], cols: dict[str, int]) -> VesselStatic | None:
         def text(name: str) -> str | None:
@@ -199,9 +217,16 @@ class MarineCadastreDecoder(DecoderBase):
             return out
 
         imo = text("IMO")
-        if imo and (imo.upper() == "IMO0000000" or imo.upper().removeprefix("IMO") == mmsi):
-            imo = None
-        vtype = number("VesselType", MAX_SHIP_TYPE)
+        number_part = imo.upper().removeprefix("IMO") if imo else ""
+        if imo and (number_part in ("0000000", mmsi) or not number_part.isdigit()):
+            imo = None  # a placeholder, the MMSI again, or text ("Unknown")
+        raw_type = text("VesselType")
+        vtype: float | None
+        try:
+            float(raw_type or "0")
+            vtype = number("VesselType", MAX_SHIP_TYPE)
+        except ValueError:  # a type written as text ("Fishing", "Tug")
+            vtype = aiscolumns.ship_type(raw_type or "")
         st = VesselStatic(
             mmsi=mmsi,
             ts=ts,
@@ -211,8 +236,14 @@ class MarineCadastreDecoder(DecoderBase):
             ship_type=int(vtype) if vtype else None,
             length_m=number("Length", MAX_LENGTH_M),
             width_m=number("Width", MAX_WIDTH_M),
-            source="marinecadastre",
+            source=self.format_name,
         )
         if st.name is None and st.call_sign is None and st.imo is None and st.ship_type is None:
             return None
         return st
+
+
+class AisCsvDecoder(MarineCadastreDecoder):
+    """Another agency's AIS CSV export: the same decoder, named for what it reads."""
+
+    format_name = "ais_csv"

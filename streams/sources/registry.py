@@ -14,9 +14,10 @@ import orjson
 from models.errors import InputError, UnknownFormatError
 from streams.sources.aircsv import AircraftCsvDecoder
 from streams.sources.airjsonl import AircraftJsonLinesDecoder
+from streams.sources.aiscolumns import is_ais_header, is_marinecadastre_header
 from streams.sources.base import DecoderBase
 from streams.sources.jsonl import JsonLinesDecoder
-from streams.sources.marinecadastre import MarineCadastreDecoder
+from streams.sources.marinecadastre import AisCsvDecoder, MarineCadastreDecoder
 from streams.sources.remoteid import RemoteIdDecoder
 from streams.sources.sbs import SbsDecoder
 
@@ -38,6 +39,7 @@ def _mavlink_factory(source: str) -> DecoderBase:
 FORMATS: dict[str, DecoderFactory] = {
     "nmea": _nmea_factory,
     "marinecadastre": MarineCadastreDecoder,
+    "ais_csv": AisCsvDecoder,
     "aircraft_csv": AircraftCsvDecoder,
     "aircraft_jsonl": AircraftJsonLinesDecoder,
     "jsonl": JsonLinesDecoder,
@@ -80,7 +82,11 @@ def detect_format(first_lines: list[str], source: str) -> str:
         return "mavlink"  # binary: named by its extension, as ground stations write it
     for line in first_lines:
         text = line.strip().lstrip("\ufeff")
-        if not text or text.startswith("#"):
+        if not text:
+            continue
+        if text.startswith("#"):
+            if is_ais_header(text):
+                return "ais_csv"  # the Danish Maritime Authority's header: "# Timestamp,Type of mobile,MMSI,…"
             continue
         if text.startswith("{"):
             if '"current_state"' in text or '"UASID"' in text:
@@ -91,15 +97,17 @@ def detect_format(first_lines: list[str], source: str) -> str:
         if ("!" in text[:40] and ("VDM," in text or "VDO," in text)) or text.startswith(("!", "\\", "$")):
             return "nmea"
         header = {h.strip() for h in text.split(",")}
-        if {"MMSI", "BaseDateTime", "LAT", "LON"} <= header:
+        if is_marinecadastre_header(text):
             return "marinecadastre"
         if {"timestamp", "icao24", "latitude", "longitude"} <= header:
             return "aircraft_csv"
+        if is_ais_header(text):
+            return "ais_csv"
         break
     raise UnknownFormatError(
         source,
-        "unknown input format (expected NMEA AIS, MarineCadastre CSV, aircraft CSV or JSON Lines, SBS-1, "
-        "Remote ID JSON, MAVLink .tlog or JSON Lines); "
+        "unknown input format (expected NMEA AIS, AIS CSV with mmsi/time/lat/lon columns, "
+        "aircraft CSV or JSON Lines, SBS-1, Remote ID JSON, MAVLink .tlog or JSON Lines); "
         "name it with --input-format",
         1,
     )

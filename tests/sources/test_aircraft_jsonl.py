@@ -94,7 +94,7 @@ def test_onground_is_accepted_and_not_used_as_in_the_csv_form() -> None:
         ("[1, 2]", "not_an_object"),
         (orjson.dumps({k: v for k, v in GOOD.items() if k != "latitude"}).decode(), "no_position"),
         (orjson.dumps({**GOOD, "latitude": None}).decode(), "no_position"),
-        (orjson.dumps({**GOOD, "timestamp": "13/09/2020 10:00"}).decode(), "bad_time"),
+        (orjson.dumps({**GOOD, "timestamp": "13/13/2020 10:00"}).decode(), "bad_time"),
         (orjson.dumps({**GOOD, "timestamp": None}).decode(), "bad_time"),
         (orjson.dumps({**GOOD, "altitude": "abc"}).decode(), "bad_altitude"),
         (orjson.dumps({**GOOD, "latitude": "north"}).decode(), "bad_lat"),

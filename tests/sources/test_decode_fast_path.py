@@ -20,6 +20,7 @@ from models.errors import DecodeError, UnknownFormatError
 from models.position import Position, Reject, VesselStatic, check_position
 from models.timeutil import parse_iso
 from streams.sources import csvutil
+from streams.sources.aiscolumns import nav_status
 from streams.sources.base import Item, is_ship_mmsi
 from streams.sources.csvutil import opt_float, req_float, split_row
 from streams.sources.marinecadastre import (
@@ -109,8 +110,10 @@ class RefDecoder(MarineCadastreDecoder):
                 if i_hdg is not None:
                     pos.heading_deg = norm_heading(opt_float(row[i_hdg], "bad_heading"))
                 if i_status is not None and row[i_status]:
-                    pos.nav_status = int(req_float(row[i_status], "bad_status"))
+                    pos.nav_status = nav_status(row[i_status])
                 check_position(pos)
+                if i_status is not None and row[i_status] and pos.nav_status is None:
+                    stats.notes["unknown_status"] += 1
             except DecodeError as exc:
                 yield self.reject(lineno, exc.reason, line, exc.detail)
                 continue
