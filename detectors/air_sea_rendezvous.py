@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from detectors.base import Environment, NoGeography
-from detectors.cells import Sample, SeaCheck, finite_or_none, is_ship_station
+from detectors.cells import Sample, finite_or_none, is_ship_station, shared_sea_check
 from detectors.evidence import threshold_values, with_thresholds
 from detectors.lifecycle import AlertDraft, emit, saturating
 from models.airfields import AirfieldIndex, default_airfields
@@ -154,8 +154,8 @@ class AirSeaRendezvousDetector:
         self.speed_limits_kn = {"vessel": cfg.max_vessel_speed_kn}  # faster vessel samples are not even built
         self.airfields = airfields if airfields is not None else default_airfields()
         self._exempt = frozenset(cfg.exempt_ship_types)
-        self._sea = SeaCheck(env, cfg.port_exclusion_m, cfg.min_shore_distance_m)
-        self._dark_sea = SeaCheck(env, cfg.port_exclusion_m, cfg.dark_min_shore_distance_m)
+        self._sea = shared_sea_check(env, cfg.port_exclusion_m, cfg.min_shore_distance_m)
+        self._dark_sea = shared_sea_check(env, cfg.port_exclusion_m, cfg.dark_min_shore_distance_m)
         # without reference geography a hold over land looks like one over the sea: no dark form
         self._dark = cfg.dark_target and not isinstance(env.geography, NoGeography)
         self._bins = int(cfg.max_vessel_speed_kn / SPEED_BIN_KN) + 1

@@ -187,6 +187,28 @@ class SeaCheck:
         return out
 
 
+_SHARED: dict[tuple[int, int, float, float], SeaCheck] = {}
+_SHARED_MAX = 8
+
+
+def shared_sea_check(env: Environment, port_m: float, shore_m: float) -> SeaCheck:
+    """One :class:`SeaCheck` per reference data and thresholds, for every detector that asks.
+
+    Loitering, rendezvous, dark rendezvous and air–sea rendezvous judge the same vessels against
+    the same port and shore distances; sharing the cache lets one look-up serve them all. The
+    answers are those of a SeaCheck of their own (it is a cache of exact answers). A few
+    environments are remembered (tests and a replay build several), the oldest dropped first;
+    an entry keeps its environment alive, so the ids in its key stay unique while it is there.
+    """
+    key = (id(env.zones), id(env.geography), port_m, shore_m)
+    check = _SHARED.get(key)
+    if check is None or check.env.zones is not env.zones or check.env.geography is not env.geography:
+        if len(_SHARED) >= _SHARED_MAX:
+            del _SHARED[next(iter(_SHARED))]
+        check = _SHARED[key] = SeaCheck(env, port_m, shore_m)
+    return check
+
+
 def finite_or_none(value: float) -> int | None:
     return round(value) if math.isfinite(value) else None
 

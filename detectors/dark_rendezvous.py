@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 
 from detectors.base import Environment
 from detectors.candidates import slow_vessel_at_sea
-from detectors.cells import Sample, SeaCheck, Silence, finite_or_none, is_ship_station, near_port_or_shore
+from detectors.cells import Sample, Silence, finite_or_none, is_ship_station, near_port_or_shore, shared_sea_check
 from detectors.evidence import histogram_median, threshold_values, with_thresholds
 from detectors.lifecycle import AlertDraft, emit, saturating
 from detectors.rendezvous import SERVICE_SHIP_TYPES
@@ -156,7 +156,7 @@ class DarkRendezvousDetector:
         self.retention_s = max(cfg.max_silence_s, cfg.min_silence_s + cfg.before_s)
         self._slack_s = self.retention_s / 4  # logs are pruned at most this often per cell or vessel
         self._exempt = frozenset(cfg.exempt_ship_types)
-        self._sea = SeaCheck(env, cfg.port_exclusion_m, cfg.min_shore_distance_m)
+        self._sea = shared_sea_check(env, cfg.port_exclusion_m, cfg.min_shore_distance_m)
         self._bins = int(cfg.companion_max_speed_kn / SPEED_BIN_KN) + 1
         self._thresholds = threshold_values(cfg, THRESHOLDS)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from detectors.base import Environment, TrackContext
-from detectors.cells import finite_or_none, near_port_or_shore
+from detectors.cells import finite_or_none, shared_sea_check
 from detectors.evidence import histogram_median, threshold_values, with_thresholds
 from detectors.lifecycle import AlertDraft, due_status, emit, saturating
 from models.alert import Alert, AlertStatus, DetectorInfo, EntityRef, Severity
@@ -74,6 +74,7 @@ class LoiteringDetector:
         self.info = DetectorInfo(self.name, self.version, config_hash(cfg))
         self._bins = int(cfg.max_speed_kn / SPEED_BIN_KN) + 1
         self._anchored = frozenset(cfg.excluded_nav_statuses)
+        self._sea = shared_sea_check(env, cfg.port_exclusion_m, cfg.min_shore_distance_m)
         self._thresholds = threshold_values(cfg, THRESHOLDS)
 
     # --- protocol -------------------------------------------------------------------
@@ -90,7 +91,7 @@ class LoiteringDetector:
             alerts += self._close(state)
         state.last_ts = fix.ts
         slow = fix.speed_kn <= cfg.max_speed_kn
-        if slow and (fix.nav_status in self._anchored or self._excluded(fix.lat, fix.lon)):
+        if slow and (fix.nav_status in self._anchored or self._excluded(fix)):
             alerts += self._close(state)
             return self._idle(state), alerts
         if not slow:
@@ -119,8 +120,9 @@ class LoiteringDetector:
         return state.last_ts + self.cfg.max_gap_s if state.since_ts is not None else None
 
     # --- episode --------------------------------------------------------------------
-    def _excluded(self, lat: float, lon: float) -> bool:
-        return near_port_or_shore(self.env, lat, lon, self.cfg.port_exclusion_m, self.cfg.min_shore_distance_m)
+    def _excluded(self, fix: Position) -> bool:
+        """Near a port or the shore, or in an exclusion zone (the cache the pair detectors share)."""
+        return self._sea.excluded("vessel:" + fix.entity_id, fix.lat, fix.lon)
 
     def _idle(self, state: LoiteringState) -> LoiteringState | None:
         return state if state.since_ts is not None else None

@@ -41,7 +41,7 @@ from typing import ClassVar
 
 from detectors.base import Environment
 from detectors.candidates import slow_vessel_at_sea
-from detectors.cells import Sample, SeaCheck, finite_or_none
+from detectors.cells import Sample, finite_or_none, shared_sea_check
 from detectors.evidence import histogram_median, threshold_values, with_thresholds
 from detectors.lifecycle import AlertDraft, emit, saturating
 from models.alert import Alert, AlertStatus, DetectorInfo, EntityRef, Severity
@@ -135,7 +135,7 @@ class RendezvousDetector:
         self.speed_limit_kn = cfg.max_speed_kn
         self._exempt = frozenset(cfg.exempt_ship_types)
         self._anchored = frozenset(cfg.excluded_nav_statuses)
-        self._sea = SeaCheck(env, cfg.port_exclusion_m, cfg.min_shore_distance_m)
+        self._sea = shared_sea_check(env, cfg.port_exclusion_m, cfg.min_shore_distance_m)
         self._speed_bins = int(cfg.max_speed_kn / SPEED_BIN_KN) + 1
         self._dist_bin_m = cfg.max_distance_m / DIST_BINS
         self._dense_gap_s = DENSE_SLOTS * cfg.slot_s
