@@ -70,6 +70,7 @@ class EntityStage:
         self.max_interp_gap_s = timing.max_interp_gap_s
         self.lag_s = timing.lag_s
         self.entities: dict[str, EntityState] = {}
+        self.dirty: set[str] = set()  # entities changed (or removed) since take_dirty
         self.horizon = -math.inf
         self.outbox: list[Note] = []
         self.counts: Counter[str] = Counter()
@@ -123,6 +124,7 @@ class EntityStage:
             )
             st.home_ts = [-math.inf] * self._npair
             self.entities[key] = st
+            self.dirty.add(key)
             self._describe(st, fix, ctx)
             self._emit(st, fix, round(fix.ts / slot) * slot, fix.lat, fix.lon, fix.speed_kn, 0.0)
             self._schedule_entity(st)
@@ -130,6 +132,7 @@ class EntityStage:
         dt = fix.ts - st.ts
         if dt <= 0.0:
             return  # same instant as the last fix: the first one stands
+        self.dirty.add(key)
         self._describe(st, fix, ctx)
         if dt >= self._silence_s:
             after = self._dark_after(st)
@@ -286,6 +289,7 @@ class EntityStage:
             st = self.entities.get(key)
             if st is None or st.scheduled != due:
                 continue
+            self.dirty.add(key)
             st.scheduled = None
             if watermark >= st.ts + self._keep_s:
                 del self.entities[key]
@@ -301,27 +305,44 @@ class EntityStage:
             self._schedule_entity(st)
 
     # ------------------------------------------------------------------ checkpoints
-    def export(self) -> dict[str, Any]:
-        """The whole stage as JSON-able data (a streaming shell's checkpoint)."""
-        return {
-            "entities": [state_codec.encode(st) for st in self.entities.values()],
+    def export(self, entities: bool = True) -> dict[str, Any]:
+        """The whole stage as JSON-able data (a streaming shell's checkpoint); without the
+        entities when the shell stores them one by one (:meth:`take_dirty`, :meth:`export_entity`)."""
+        out: dict[str, Any] = {
             "horizon": state_codec.encode(self.horizon),
             "counts": dict(self.counts),
             "samples": self.samples,
             "fast": self.fast,
         }
+        if entities:
+            out["entities"] = [state_codec.encode(st) for st in self.entities.values()]
+        return out
+
+    def take_dirty(self) -> set[str]:
+        """Keys of the entities changed or removed since the last call."""
+        out, self.dirty = self.dirty, set()
+        return out
+
+    def export_entity(self, key: str) -> Any | None:
+        """One entity's state as JSON-able data, or ``None`` when it has none (any more)."""
+        st = self.entities.get(key)
+        return None if st is None else state_codec.encode(st)
+
+    def restore_entity(self, data: Any) -> None:
+        """Load what :meth:`export_entity` wrote (after :meth:`restore`). Raises DecodeError."""
+        st = state_codec.decode(data)
+        if not isinstance(st, EntityState):
+            return
+        self.entities[st.key] = st
+        if st.scheduled is not None:
+            heapq.heappush(self._entity_due, (st.scheduled, st.key))
 
     def restore(self, data: dict[str, Any]) -> None:
         """Load what :meth:`export` wrote (into a new stage). Raises DecodeError."""
         self.entities = {}
         self._entity_due = []
         for item in data.get("entities", ()):
-            st = state_codec.decode(item)
-            if not isinstance(st, EntityState):
-                continue
-            self.entities[st.key] = st
-            if st.scheduled is not None:
-                heapq.heappush(self._entity_due, (st.scheduled, st.key))
+            self.restore_entity(item)
         self.horizon = float(state_codec.decode(data.get("horizon", self.horizon)))
         self.counts = Counter(data.get("counts", {}))
         self.samples = int(data.get("samples", 0))

@@ -118,6 +118,7 @@ class PartitionEngine:
         self.checkpoint_key = f"{partition}#checkpoint".encode()
         self._cells_keys = (self._cells_key("a"), self._cells_key("b"))
         self._cells_slot = "b"  # the slot of the last stage-1 value written (the next one takes the other)
+        self._orphans: set[str] = set()  # stage-1 entities whose track is gone: kept in the stage-1 value
         self.counts: Counter[str] = Counter()
         self.released = NEG_INF  # every buffered record with event time <= this was processed
         self.last_offset = -1
@@ -347,11 +348,30 @@ class PartitionEngine:
         tag = {"o": o, "r": state_codec.encode(r)}
         changed, removed = self.changes.changes(r)
         tracks = self.pipeline.engine.tracks
+        slotting = self.slotting if self.cell_router is not None else None
+        if slotting is not None:
+            # an entity's stage-1 state rides with its track: written when either changed. One
+            # whose track was forgotten first (a time to live shorter than the stage's memory)
+            # goes into the stage-1 value instead, at every flush while it lasts.
+            for ekey in slotting.take_dirty():
+                etype, _, ident = ekey.partition(":")
+                if (etype, ident) in tracks:
+                    changed.add((etype, ident))
+                    self._orphans.discard(ekey)
+                elif ekey in slotting.entities:
+                    self._orphans.add(ekey)
+                else:
+                    self._orphans.discard(ekey)
         writes: list[tuple[bytes, bytes | None]] = []
         written: set[bytes] = set()
         for key in sorted(changed):
             kb = self._next_slot(key)
-            writes.append((kb, orjson.dumps({**export_track(tracks[key], self.detectors), **tag})))
+            value = {**export_track(tracks[key], self.detectors), **tag}
+            if slotting is not None:
+                entity = slotting.export_entity(f"{key[0]}:{key[1]}")
+                if entity is not None:
+                    value["e"] = entity
+            writes.append((kb, orjson.dumps(value)))
             written.add(kb)
             self._markers.pop(key, None)
             self.changes.written(key, tracks[key], r)
@@ -385,7 +405,9 @@ class PartitionEngine:
         if self.slotting is not None and self.cell_router is not None:
             # stage 1 of the pairwise detectors: one value, in the slot the last flush did not use
             self._cells_slot = "b" if self._cells_slot == "a" else "a"
-            stage1 = {**tag, "stage": self.slotting.export(), "seqs": self.cell_router.seqs}
+            stage = self.slotting.export(entities=False)
+            stage["entities"] = [e for k in sorted(self._orphans) if (e := self.slotting.export_entity(k)) is not None]
+            stage1 = {**tag, "stage": stage, "seqs": self.cell_router.seqs}
             writes.append((self._cells_key(self._cells_slot), orjson.dumps(stage1)))
         writes.append((self.checkpoint_key, orjson.dumps(checkpoint)))
         self.flushed_offset = o
@@ -451,9 +473,9 @@ class PartitionEngine:
             self.pipeline.buffer.max_ts = float(state_codec.decode(checkpoint["max_ts"]))
             self._restored_late = {(int(o), int(i)) for o, i in checkpoint.get("late", ())}
             self.ended = bool(checkpoint.get("end", False))
+        self._restore_stage1(stage1, c)  # first: the entities come with their tracks
         for key, found in versions.items():
             self._restore_one(key, found, c)
-        self._restore_stage1(stage1, c)
 
     def _restore_stage1(self, found: dict[bytes, dict[str, Any]], c: int) -> None:
         """Stage 1 of the pairwise detectors as of the checkpoint (written just before it)."""
@@ -465,6 +487,7 @@ class PartitionEngine:
             try:
                 self.slotting.restore(data["stage"])
                 self.cell_router.seqs = [int(n) for n in data["seqs"]]
+                self._orphans = set(self.slotting.entities)  # so far only those of the stage-1 value
             except (DecodeError, KeyError, TypeError, ValueError):
                 self.counts["state_undecodable"] += 1
                 return
@@ -489,6 +512,9 @@ class PartitionEngine:
             return
         try:
             track = restore_track(self.pipeline.engine, key, data)
+            if "e" in data and self.slotting is not None and self.cell_router is not None:
+                self.slotting.restore_entity(data["e"])
+                self._orphans.discard(f"{key[0]}:{key[1]}")
         except DecodeError:
             self.counts["state_undecodable"] += 1
             return

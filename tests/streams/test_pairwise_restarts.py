@@ -224,3 +224,84 @@ def test_crashes_of_either_stage_leave_the_pairwise_alerts_as_in_process(
     assert world.rebuild_counts["rebuild_incomplete"] == 0
     wire(world.alerts)  # a revision sent twice is the same record
     assert finals(world.alerts) == finals(expected)
+
+
+def test_stage1_entities_are_written_with_their_tracks_and_only_when_changed(
+    settings: Settings, sample_records: list[Record]
+) -> None:
+    # One position partition: after half the sample, every stage-1 entity is in its track's
+    # value (none in the stage-1 value), a fresh engine restored from the table holds the same
+    # entities, and the next frame's flush writes only the tracks of the vessels it moved.
+    from detectors.state_codec import encode
+
+    env = load_environment(settings)
+    world = World(settings, env, sample_records, 1, 1, seed=0)
+    side, eng = world.pos[0], world.pos[0].engine
+    half = len(side.log) // 2
+    while side.next < half:
+        world.step_position(0)
+    world.flush_position(0)
+    values = {k: orjson.loads(v) for k, v in side.table.items()}
+    stage1 = max((v for k, v in values.items() if b"#cells|" in k), key=lambda v: v["o"])
+    assert stage1["stage"]["entities"] == []
+    entities = eng.slotting.entities
+    assert len(entities) > 20
+    newest: dict[bytes, dict[str, Any]] = {}  # per track, the newer of its two slots
+    for k, v in values.items():
+        if b"#" not in k and (k[:-2] not in newest or v["o"] > newest[k[:-2]]["o"]):
+            newest[k[:-2]] = v
+    assert sorted(v["e"]["key"] for v in newest.values() if "e" in v) == sorted(entities)
+    fresh = PartitionEngine(
+        settings, 0, 1, ("vessel",), [], env,
+        slotting=EntityStage(world.probe.pair_detectors, world.probe.area_detectors, world.probe.timing,
+                             world.probe.grid),
+        cells=CellRouter(world.sources[0], 1),
+    )  # fmt: skip
+    fresh.restore(list(side.table.items()))
+    assert fresh.counts["stage1_restored"] == 1
+    assert {k: encode(v) for k, v in fresh.slotting.entities.items()} == {k: encode(v) for k, v in entities.items()}
+    frame = side.log[side.next]
+    moved = {r["id"] for r in frame if r.get("type") == "vessel"}
+    eng.push_frame(side.next, frame, side.next, False, None)
+    writes = eng.flush().writes
+    tracks_written = {k.split(b"|")[2].decode() for k, v in writes if v is not None and b"#" not in k}
+    # the vessels of the frame, and the few whose expiry ran: not every entity
+    assert moved & tracks_written and len(tracks_written) < len(entities) / 2
+    (stage_value,) = [orjson.loads(v) for k, v in writes if v is not None and b"#cells|" in k]
+    assert stage_value["stage"]["entities"] == []
+
+
+def test_stage1_entities_outliving_their_tracks_go_into_the_stage1_value(
+    settings: Settings, sample_records: list[Record]
+) -> None:
+    # Tracks forgotten after 30 min of silence, stage-1 entities kept for hours (dark
+    # rendezvous' memory): those entities have no track value to ride with.
+    from dataclasses import replace
+
+    from detectors.state_codec import encode
+
+    short = replace(settings, pipeline=replace(settings.pipeline, track_ttl_s=1800.0))
+    env = load_environment(settings)
+    world = World(short, env, sample_records, 1, 1, seed=0)
+    side, eng = world.pos[0], world.pos[0].engine
+    while side.next < len(side.log) * 3 // 4:
+        world.step_position(0)
+    world.flush_position(0)
+    orphans = {k for k in eng.slotting.entities if tuple(k.split(":", 1)) not in eng.pipeline.engine.tracks}
+    assert orphans
+    values = {k: orjson.loads(v) for k, v in side.table.items()}
+    stage1 = max((v for k, v in values.items() if b"#cells|" in k), key=lambda v: v["o"])
+    assert sorted(e["key"] for e in stage1["stage"]["entities"]) == sorted(orphans)
+    fresh = PartitionEngine(
+        short, 0, 1, ("vessel",), [], env,
+        slotting=EntityStage(world.probe.pair_detectors, world.probe.area_detectors, world.probe.timing,
+                             world.probe.grid),
+        cells=CellRouter(world.sources[0], 1),
+    )  # fmt: skip
+    fresh.restore(list(side.table.items()))
+    assert {k: encode(v) for k, v in fresh.slotting.entities.items()} == {
+        k: encode(v) for k, v in eng.slotting.entities.items()
+    }
+    # and the restored engine keeps writing them
+    (again,) = [orjson.loads(v) for k, v in fresh.flush().writes if v is not None and b"#cells|" in k]
+    assert sorted(e["key"] for e in again["stage"]["entities"]) == sorted(orphans)
