@@ -87,7 +87,7 @@ class AirLoiterState:
     radius_m: float = 0.0  # of the window with the best ratio
     south: float = 0.0  # the episode's bounding box
     north: float = 0.0
-    west: float = 0.0
+    west: float = 0.0  # longitudes unwrapped about the episode's first (an area across 180°)
     east: float = 0.0
     min_alt_ft: float = math.inf
     max_alt_ft: float = -math.inf
@@ -167,7 +167,9 @@ class AirLoiterDetector:
             return alerts
         n = len(samples)
         c_lat = sum(s[1] for s in samples) / n
-        c_lon = sum(s[2] for s in samples) / n
+        lon0 = first[2]  # longitudes relative to the first sample's: an area across 180° has one centre
+        c_lon = lon0 + sum((s[2] - lon0 + 180.0) % 360.0 - 180.0 for s in samples) / n
+        c_lon = (c_lon + 180.0) % 360.0 - 180.0
         radius = max(_local_m(c_lat, c_lon, s[1], s[2]) for s in samples)
         ratio = cfg.min_path_ratio if state.since_ts is None else cfg.keep_path_ratio
         if radius > cfg.max_radius_m or path < ratio * radius:
@@ -210,7 +212,9 @@ class AirLoiterDetector:
     @staticmethod
     def _extend(state: AirLoiterState, s: Sample) -> None:
         state.south, state.north = min(state.south, s[1]), max(state.north, s[1])
-        state.west, state.east = min(state.west, s[2]), max(state.east, s[2])
+        ref = (state.west + state.east) * 0.5
+        lon = ref + (s[2] - ref + 180.0) % 360.0 - 180.0
+        state.west, state.east = min(state.west, lon), max(state.east, lon)
         alt = s[3]
         if alt == alt:  # not NaN
             state.min_alt_ft = min(state.min_alt_ft, alt)
@@ -236,7 +240,7 @@ class AirLoiterDetector:
         state.emitted_end = state.end_ts
         duration = state.end_ts - state.since_ts
         path = state.end_path_m - state.start_path_m
-        lat, lon = (state.south + state.north) / 2, (state.west + state.east) / 2
+        lat, lon = (state.south + state.north) / 2, ((state.west + state.east) / 2 + 180.0) % 360.0 - 180.0
         near = self.airfields.nearest(lat, lon)
         geo = self.env.geography
         known_alt = state.min_alt_ft <= state.max_alt_ft

@@ -211,3 +211,14 @@ def test_paris_traffic_has_no_loiterer(shared_data: Path, settings: Settings) ->
     # 3 h of all traffic around Paris (213 aircraft): airliners, light aircraft, the F-HMAC
     # helicopter's approaches (path / radius 3.7 at most)
     assert loiters(flight(shared_data, "paris_area_traffic"), airfields=default_airfields()) == []
+
+
+def test_survey_across_the_antimeridian_is_one_area() -> None:
+    # the same survey lines, laid across 180° (Fiji): longitudes jump from 179.9 to -179.9
+    track = lawnmower(START, -17.0, 179.85, lines=12, length_m=30_000, spacing_m=3_000)
+    for p in track:
+        p.lon = (p.lon + 180.0) % 360.0 - 180.0
+    assert any(p.lon < 0 for p in track) and any(p.lon > 0 for p in track)
+    (alert,) = loiters(landed(track))
+    assert alert.evidence["path_ratio"] >= 5.0
+    assert abs(abs(alert.lon) - 180.0) < 0.3 and 25_000 <= alert.evidence["area_m"][1] <= 34_000
