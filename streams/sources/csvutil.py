@@ -47,9 +47,7 @@ def parse_time(text: str) -> float:
                 day = datetime.strptime(text[:10], "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
             except ValueError as exc:
                 raise DecodeError("bad_time", text) from exc
-            if len(_DAY_CACHE) > 4096:
-                _DAY_CACHE.clear()
-            _DAY_CACHE[text[:10]] = day
+            _remember(_DAY_CACHE, text[:10], day, 4096)
         try:
             h, m, s = int(text[11:13]), int(text[14:16]), int(text[17:19])
         except ValueError as exc:
@@ -57,9 +55,7 @@ def parse_time(text: str) -> float:
         if h > 23 or m > 59 or s > 60 or not text[11:13].isdigit():
             raise DecodeError("bad_time", text)
         minute = day + h * 3600 + m * 60
-        if len(_MINUTE_CACHE) > 65536:
-            _MINUTE_CACHE.clear()
-        _MINUTE_CACHE[text[:16]] = minute
+        _remember(_MINUTE_CACHE, text[:16], minute, 65536)
         return minute + s
     if n >= 16 and text[2] == "/" and text[5] == "/":
         return _day_first(text)
@@ -71,6 +67,13 @@ def parse_time(text: str) -> float:
         raise DecodeError("bad_time", text) from exc
 
 
+def _remember(cache: dict[str, float], key: str, value: float, limit: int) -> None:
+    """A parsed prefix, in a cache emptied when it outgrows ``limit``."""
+    if len(cache) > limit:
+        cache.clear()
+    cache[key] = value
+
+
 def _day_first(text: str) -> float:
     """``DD/MM/YYYY HH:MM[:SS]`` as UTC, one strptime per minute."""
     minute = _MINUTE_CACHE.get(text[:16])
@@ -79,9 +82,7 @@ def _day_first(text: str) -> float:
             minute = datetime.strptime(text[:16], "%d/%m/%Y %H:%M").replace(tzinfo=UTC).timestamp()
         except ValueError as exc:
             raise DecodeError("bad_time", text) from exc
-        if len(_MINUTE_CACHE) > 65536:
-            _MINUTE_CACHE.clear()
-        _MINUTE_CACHE[text[:16]] = minute
+        _remember(_MINUTE_CACHE, text[:16], minute, 65536)
     rest = text[16:]
     if not rest:
         return minute

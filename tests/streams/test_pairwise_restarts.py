@@ -93,14 +93,17 @@ class World:
         self.crashes = [0, 0]
 
     # --- position partitions ---------------------------------------------------------------
-    def _start_position(self, p: int) -> None:
-        side = self.pos[p]
+    def new_engine(self, p: int) -> PartitionEngine:
         pw = self.probe
-        eng = PartitionEngine(
+        return PartitionEngine(
             self.settings, p, self.positions, ("vessel",), [], self.env,
             slotting=EntityStage(pw.pair_detectors, pw.area_detectors, pw.timing, pw.grid),
             cells=CellRouter(self.sources[p], self.ncells),
         )  # fmt: skip
+
+    def _start_position(self, p: int) -> None:
+        side = self.pos[p]
+        eng = self.new_engine(p)
         eng.restore(list(side.table.items()))
         resume = eng.resume_offset
         side.next = min(side.committed, resume) if resume is not None else side.committed
@@ -251,12 +254,7 @@ def test_stage1_entities_are_written_with_their_tracks_and_only_when_changed(
         if b"#" not in k and (k[:-2] not in newest or v["o"] > newest[k[:-2]]["o"]):
             newest[k[:-2]] = v
     assert sorted(v["e"]["key"] for v in newest.values() if "e" in v) == sorted(entities)
-    fresh = PartitionEngine(
-        settings, 0, 1, ("vessel",), [], env,
-        slotting=EntityStage(world.probe.pair_detectors, world.probe.area_detectors, world.probe.timing,
-                             world.probe.grid),
-        cells=CellRouter(world.sources[0], 1),
-    )  # fmt: skip
+    fresh = world.new_engine(0)
     fresh.restore(list(side.table.items()))
     assert fresh.counts["stage1_restored"] == 1
     assert {k: encode(v) for k, v in fresh.slotting.entities.items()} == {k: encode(v) for k, v in entities.items()}
@@ -292,12 +290,7 @@ def test_stage1_entities_outliving_their_tracks_go_into_the_stage1_value(
     values = {k: orjson.loads(v) for k, v in side.table.items()}
     stage1 = max((v for k, v in values.items() if b"#cells|" in k), key=lambda v: v["o"])
     assert sorted(e["key"] for e in stage1["stage"]["entities"]) == sorted(orphans)
-    fresh = PartitionEngine(
-        short, 0, 1, ("vessel",), [], env,
-        slotting=EntityStage(world.probe.pair_detectors, world.probe.area_detectors, world.probe.timing,
-                             world.probe.grid),
-        cells=CellRouter(world.sources[0], 1),
-    )  # fmt: skip
+    fresh = world.new_engine(0)
     fresh.restore(list(side.table.items()))
     assert {k: encode(v) for k, v in fresh.slotting.entities.items()} == {
         k: encode(v) for k, v in eng.slotting.entities.items()
