@@ -43,10 +43,7 @@ def parse_time(text: str) -> float:
             return minute + s
         day = _DAY_CACHE.get(text[:10])
         if day is None:
-            try:
-                day = datetime.strptime(text[:10], "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
-            except ValueError as exc:
-                raise DecodeError("bad_time", text) from exc
+            day = _utc(text[:10], "%Y-%m-%d", text)
             _remember(_DAY_CACHE, text[:10], day, 4096)
         try:
             h, m, s = int(text[11:13]), int(text[14:16]), int(text[17:19])
@@ -67,6 +64,14 @@ def parse_time(text: str) -> float:
         raise DecodeError("bad_time", text) from exc
 
 
+def _utc(part: str, fmt: str, text: str) -> float:
+    """Epoch seconds of ``part`` read with ``fmt`` as UTC; DecodeError ``bad_time`` naming ``text``."""
+    try:
+        return datetime.strptime(part, fmt).replace(tzinfo=UTC).timestamp()
+    except ValueError as exc:
+        raise DecodeError("bad_time", text) from exc
+
+
 def _remember(cache: dict[str, float], key: str, value: float, limit: int) -> None:
     """A parsed prefix, in a cache emptied when it outgrows ``limit``."""
     if len(cache) > limit:
@@ -78,10 +83,7 @@ def _day_first(text: str) -> float:
     """``DD/MM/YYYY HH:MM[:SS]`` as UTC, one strptime per minute."""
     minute = _MINUTE_CACHE.get(text[:16])
     if minute is None:
-        try:
-            minute = datetime.strptime(text[:16], "%d/%m/%Y %H:%M").replace(tzinfo=UTC).timestamp()
-        except ValueError as exc:
-            raise DecodeError("bad_time", text) from exc
+        minute = _utc(text[:16], "%d/%m/%Y %H:%M", text)
         _remember(_MINUTE_CACHE, text[:16], minute, 65536)
     rest = text[16:]
     if not rest:
