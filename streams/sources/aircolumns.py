@@ -8,6 +8,11 @@ decoders, so both read the same columns with the same units and the same reject 
 ``vertical_rate`` (ft/min), ``callsign``. Other columns (``onground``, ``squawk``,
 ``geoaltitude``, …) are accepted and not used. A missing or empty latitude/longitude is
 ``no_position`` (OpenSky state vectors without a fix), never guessed.
+
+OpenSky's own state-vector dumps (``time,icao24,lat,lon,velocity,heading,vertrate,callsign,
+onground,…,baroaltitude,geoaltitude,…``: epoch seconds, metres, m/s) are read through
+:func:`from_opensky`, which names and converts their columns (altitude: barometric, else
+geometric).
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ from collections.abc import Mapping
 
 from models.errors import DecodeError
 from models.position import Position, check_position, finite_number
+from models.units import FPM_PER_MPS, FT_PER_M, KN_PER_MPS
 from streams.sources.csvutil import EPOCH_MS_ABOVE, parse_time, req_float
 
 REQUIRED = ("timestamp", "icao24", "latitude", "longitude")
+OPENSKY_REQUIRED = ("time", "icao24", "lat", "lon")
 
 
 def _float(value: object, reason: str) -> float | None:
@@ -75,3 +82,24 @@ def aircraft_position(record: Mapping[str, object], source: str) -> Position:
     if callsign:
         pos.callsign = callsign
     return check_position(pos)
+
+
+def from_opensky(record: Mapping[str, str]) -> dict[str, object]:
+    """An OpenSky state vector (CSV text fields) in the columns and units above."""
+
+    def scaled(name: str, factor: float, reason: str) -> float | None:
+        text = record.get(name) or ""
+        return req_float(text, reason) * factor if text else None
+
+    altitude = scaled("baroaltitude", FT_PER_M, "bad_altitude")
+    return {
+        "timestamp": record.get("time"),
+        "icao24": record.get("icao24"),
+        "latitude": record.get("lat"),
+        "longitude": record.get("lon"),
+        "altitude": altitude if altitude is not None else scaled("geoaltitude", FT_PER_M, "bad_altitude"),
+        "groundspeed": scaled("velocity", KN_PER_MPS, "bad_groundspeed"),
+        "track": record.get("heading") or None,
+        "vertical_rate": scaled("vertrate", FPM_PER_MPS, "bad_vertical_rate"),
+        "callsign": record.get("callsign"),
+    }

@@ -3,7 +3,8 @@
 ``timestamp, icao24, latitude, longitude, altitude`` (ft), ``groundspeed`` (kn),
 ``track`` (deg), optional ``callsign``, ``vertical_rate`` (ft/min), ``onground``.
 Rows without a position (OpenSky state vectors without a fix) are rejected as
-``no_position``, never guessed. The columns are read by :mod:`streams.sources.aircolumns`.
+``no_position``, never guessed. The columns are read by :mod:`streams.sources.aircolumns`,
+which also reads OpenSky's state-vector dumps (``time,icao24,lat,lon,velocity,…``, SI units).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from models.errors import DecodeError, UnknownFormatError
-from streams.sources.aircolumns import REQUIRED, aircraft_position
+from streams.sources.aircolumns import OPENSKY_REQUIRED, REQUIRED, aircraft_position, from_opensky
 from streams.sources.base import DecoderBase, Item
 from streams.sources.csvutil import split_row
 
@@ -28,7 +29,8 @@ class AircraftCsvDecoder(DecoderBase):
         self.ignore("header")
         header = [h.strip().lstrip("\ufeff") for h in split_row(header_line)]
         col = {name: i for i, name in enumerate(header)}
-        missing = [c for c in REQUIRED if c not in col]
+        opensky = all(c in col for c in OPENSKY_REQUIRED) and not all(c in col for c in REQUIRED)
+        missing = [c for c in (OPENSKY_REQUIRED if opensky else REQUIRED) if c not in col]
         if missing:
             raise UnknownFormatError(self.source, f"aircraft CSV lacks columns {', '.join(missing)}", 1)
         width = len(header)
@@ -45,7 +47,8 @@ class AircraftCsvDecoder(DecoderBase):
                 yield self.reject(lineno, "wrong_field_count", line, f"{len(row)} fields, expected {width}")
                 continue
             try:
-                pos = aircraft_position(dict(zip(header, row, strict=True)), "aircraft_csv")
+                record = dict(zip(header, row, strict=True))
+                pos = aircraft_position(from_opensky(record) if opensky else record, "aircraft_csv")
             except DecodeError as exc:
                 yield self.reject(lineno, exc.reason, line, exc.detail)
                 continue

@@ -99,8 +99,8 @@ def detect_format(first_lines: list[str], source: str) -> str:
         header = {h.strip() for h in text.split(",")}
         if is_marinecadastre_header(text):
             return "marinecadastre"
-        if {"timestamp", "icao24", "latitude", "longitude"} <= header:
-            return "aircraft_csv"
+        if {"timestamp", "icao24", "latitude", "longitude"} <= header or {"time", "icao24", "lat", "lon"} <= header:
+            return "aircraft_csv"  # traffic's columns, or OpenSky's state-vector dumps
         if is_ais_header(text):
             return "ais_csv"
         break

@@ -115,3 +115,36 @@ def test_no_spoofing_on_honest_flights(shared_data: Path) -> None:
             continue
         alerts, _ = run(aircraft_track(path))
         assert alerts == [], path.name
+
+
+def test_the_same_flight_as_an_opensky_state_vector_dump(tmp_path: Path) -> None:
+    # The slice written as OpenSky's state-vector dumps write it (epoch seconds, metres, m/s,
+    # every column of theirs, a vector without a position among them): the same positions and
+    # the same alert.
+    from models.units import FPM_PER_MPS, FT_PER_M, KN_PER_MPS
+    from streams.sources.registry import detect_format, make_decoder
+
+    source = aircraft_track(SLICE)
+    lines = ["time,icao24,lat,lon,velocity,heading,vertrate,callsign,onground,alert,spi,squawk,baroaltitude,"
+             "geoaltitude,lastposupdate,lastcontact"]  # fmt: skip
+    for p in source:
+        alt = "" if p.altitude_ft is None else f"{p.altitude_ft / FT_PER_M!r}"
+        vel = "" if p.speed_kn is None else f"{p.speed_kn / KN_PER_MPS!r}"
+        vr = "" if p.vertical_rate_fpm is None else f"{p.vertical_rate_fpm / FPM_PER_MPS!r}"
+        trk = "" if p.course_deg is None else f"{p.course_deg!r}"
+        lines.append(f"{p.ts:.0f},{p.entity_id},{p.lat!r},{p.lon!r},{vel},{trk},{vr},THY9BP  ,False,False,False,,"
+                     f"{alt},{alt},{p.ts:.1f},{p.ts:.1f}")  # fmt: skip
+    lines.insert(5, f"{source[3].ts:.0f},4baac6,,,,,,THY9BP,False,False,False,,,,,")
+    path = tmp_path / "states_2024-09-17-08.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    text = read_lines(path)
+    decoder = make_decoder(detect_format(text[:5], str(path)), str(path))
+    items = list(decoder.decode(text))
+    decoded = [i for i in items if isinstance(i, Position)]
+    assert [getattr(i, "reason", None) for i in items if not isinstance(i, Position)] == ["no_position"]
+    assert [(p.ts, p.lat, p.lon, p.callsign) for p in decoded] == [(p.ts, p.lat, p.lon, "THY9BP") for p in source]
+    for a, b in zip(decoded, source, strict=True):
+        assert a.altitude_ft == pytest.approx(b.altitude_ft) and a.speed_kn == pytest.approx(b.speed_kn)
+    (alert,), _ = run(decoded)
+    (expected,), _ = run(aircraft_track(SLICE))
+    assert (alert.id, alert.start_ts, alert.end_ts) == (expected.id, expected.start_ts, expected.end_ts)
