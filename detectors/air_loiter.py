@@ -24,8 +24,8 @@ and entered again, or a transit leg inside a long survey, does not split it; the
 episode of a track starts after the last one ended, never overlapping it.
 
 Noise: fixes the cleaner marks implausible are skipped; a new track segment restarts the
-window. Distances are local (equirectangular about the window's centroid): exact to well
-under 1 % over the ``max_radius_m`` of an area.
+window. Distances are local (:func:`models.geo.equirectangular_m`): exact to well under 1 %
+over the ``max_radius_m`` of an area.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from detectors.lifecycle import AlertDraft, due_status, emit, saturating
 from models.airfields import AirfieldIndex, default_airfields
 from models.alert import Alert, AlertStatus, DetectorInfo, EntityRef, Severity
 from models.configuring import bounds, config_hash
+from models.geo import equirectangular_m
 from models.position import FLAG_IMPLAUSIBLE, FLAG_NEW_SEGMENT, Position
 from models.units import DEG_TO_RAD, M_PER_DEG_LAT
 
@@ -130,7 +131,7 @@ class AirLoiterDetector:
         if not samples:
             state.path_m = 0.0
         else:
-            state.path_m += _local_m(samples[-1][1], samples[-1][2], fix.lat, fix.lon)
+            state.path_m += equirectangular_m(samples[-1][1], samples[-1][2], fix.lat, fix.lon)
         alt = fix.altitude_ft if fix.altitude_ft is not None else NAN
         samples.append((fix.ts, fix.lat, fix.lon, alt, state.path_m))
         while len(samples) > 2 and samples[1][0] <= fix.ts - cfg.window_s:
@@ -168,16 +169,15 @@ class AirLoiterDetector:
         n = len(samples)
         c_lat = sum(s[1] for s in samples) / n
         lon0 = first[2]  # longitudes relative to the first sample's: an area across 180° has one centre
-        c_lon = lon0 + sum((s[2] - lon0 + 180.0) % 360.0 - 180.0 for s in samples) / n
-        c_lon = (c_lon + 180.0) % 360.0 - 180.0
-        radius = max(_local_m(c_lat, c_lon, s[1], s[2]) for s in samples)
-        ratio = cfg.min_path_ratio if state.since_ts is None else cfg.keep_path_ratio
-        if radius > cfg.max_radius_m or path < ratio * radius:
+        c_lon = _wrap(lon0 + sum(_wrap(s[2] - lon0) for s in samples) / n)
+        radius = max(equirectangular_m(c_lat, c_lon, s[1], s[2]) for s in samples)
+        needed = cfg.min_path_ratio if state.since_ts is None else cfg.keep_path_ratio
+        if radius > cfg.max_radius_m or path < needed * radius:
             return alerts
         if self._airfield_work(samples, c_lat, c_lon):
             return alerts
         if state.since_ts is None:
-            self._begin(state, first if first[0] > state.last_end else _after(samples, state.last_end))
+            self._begin(state, _after(samples, state.last_end))
         ratio = path / radius if radius > 0 else math.inf
         if ratio > state.best_ratio:
             state.best_ratio, state.radius_m = ratio, radius
@@ -213,7 +213,7 @@ class AirLoiterDetector:
     def _extend(state: AirLoiterState, s: Sample) -> None:
         state.south, state.north = min(state.south, s[1]), max(state.north, s[1])
         ref = (state.west + state.east) * 0.5
-        lon = ref + (s[2] - ref + 180.0) % 360.0 - 180.0
+        lon = ref + _wrap(s[2] - ref)
         state.west, state.east = min(state.west, lon), max(state.east, lon)
         alt = s[3]
         if alt == alt:  # not NaN
@@ -240,7 +240,7 @@ class AirLoiterDetector:
         state.emitted_end = state.end_ts
         duration = state.end_ts - state.since_ts
         path = state.end_path_m - state.start_path_m
-        lat, lon = (state.south + state.north) / 2, ((state.west + state.east) / 2 + 180.0) % 360.0 - 180.0
+        lat, lon = (state.south + state.north) / 2, _wrap((state.west + state.east) / 2)
         near = self.airfields.nearest(lat, lon)
         geo = self.env.geography
         known_alt = state.min_alt_ft <= state.max_alt_ft
@@ -284,13 +284,6 @@ def _after(samples: list[Sample], ts: float) -> Sample:
     return next((s for s in samples if s[0] > ts), samples[-1])
 
 
-def _local_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Distance in a local plane (equirectangular at the mean latitude), metres."""
-    dy = (lat2 - lat1) * M_PER_DEG_LAT
-    dlon = lon2 - lon1
-    if dlon > 180.0:
-        dlon -= 360.0
-    elif dlon < -180.0:
-        dlon += 360.0
-    dx = dlon * M_PER_DEG_LAT * math.cos((lat1 + lat2) * 0.5 * DEG_TO_RAD)
-    return math.hypot(dx, dy)
+def _wrap(lon: float) -> float:
+    """A longitude or a difference of two, in [-180, 180)."""
+    return (lon + 180.0) % 360.0 - 180.0
