@@ -125,11 +125,6 @@ def is_ais_header(line: str) -> bool:
     return all(c in resolve(line.split(",")) for c in REQUIRED)
 
 
-def is_marinecadastre_header(line: str) -> bool:
-    """MarineCadastre's classic header (the columns as it names them)."""
-    return {"MMSI", "BaseDateTime", "LAT", "LON"} <= {h.strip().lstrip("\ufeff") for h in line.split(",")}
-
-
 def nav_status(text: str) -> int | None:
     """A status as a code: a number as it is (else DecodeError ``bad_status``), known text by
     :data:`NAV_STATUS`, other text ``None``."""

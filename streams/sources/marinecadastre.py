@@ -126,16 +126,15 @@ class MarineCadastreDecoder(DecoderBase):
                         None if i_hdg is None else norm_heading(opt_float(row[i_hdg], "bad_heading")),
                     )
                     if i_status is not None and row[i_status]:
-                        pos.nav_status = self._status(row[i_status])
-                    pos.source = source
+                        pos.nav_status = aiscolumns.nav_status(row[i_status])
                 else:
                     pos = self._plain_position(row, i_mmsi, i_time, i_lat, i_lon, i_sog, i_cog, i_hdg, i_status)
-                    if i_status is not None and row[i_status]:
-                        pos.nav_status = self._status(row[i_status])
-                    pos.source = source
             except DecodeError as exc:
                 yield self.reject(lineno, exc.reason, line, exc.detail)
                 continue
+            pos.source = source
+            if pos.nav_status is None and i_status is not None and row[i_status]:
+                stats.notes["unknown_status"] += 1  # text no export uses: left out
             ship = ships.get(mmsi_text)
             if ship is None:
                 ship = ships[mmsi_text] = is_ship_mmsi(int(mmsi_text))
@@ -184,15 +183,8 @@ class MarineCadastreDecoder(DecoderBase):
         if i_hdg is not None:
             pos.heading_deg = norm_heading(opt_float(row[i_hdg], "bad_heading"))
         if i_status is not None and row[i_status]:
-            aiscolumns.nav_status(row[i_status])  # a number that is not one: bad_status
+            pos.nav_status = aiscolumns.nav_status(row[i_status])
         return check_position(pos)
-
-    def _status(self, text: str) -> int | None:
-        """The navigational status code; text no export uses is counted and left out."""
-        code = aiscolumns.nav_status(text)
-        if code is None:
-            self.stats.notes["unknown_status"] += 1
-        return code
 
     def _static(self, mmsi: str, ts: float, row: list[str], cols: dict[str, int]) -> VesselStatic | None:
         def text(name: str) -> str | None:

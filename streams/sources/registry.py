@@ -14,7 +14,8 @@ import orjson
 from models.errors import InputError, UnknownFormatError
 from streams.sources.aircsv import AircraftCsvDecoder
 from streams.sources.airjsonl import AircraftJsonLinesDecoder
-from streams.sources.aiscolumns import is_ais_header, is_marinecadastre_header
+from streams.sources.aiscolumns import REQUIRED as AIS_REQUIRED
+from streams.sources.aiscolumns import is_ais_header
 from streams.sources.base import DecoderBase
 from streams.sources.jsonl import JsonLinesDecoder
 from streams.sources.marinecadastre import AisCsvDecoder, MarineCadastreDecoder
@@ -97,7 +98,7 @@ def detect_format(first_lines: list[str], source: str) -> str:
         if ("!" in text[:40] and ("VDM," in text or "VDO," in text)) or text.startswith(("!", "\\", "$")):
             return "nmea"
         header = {h.strip() for h in text.split(",")}
-        if is_marinecadastre_header(text):
+        if set(AIS_REQUIRED) <= header:  # MarineCadastre names its columns as aiscolumns does
             return "marinecadastre"
         if {"timestamp", "icao24", "latitude", "longitude"} <= header or {"time", "icao24", "lat", "lon"} <= header:
             return "aircraft_csv"  # traffic's columns, or OpenSky's state-vector dumps
