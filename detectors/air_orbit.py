@@ -395,12 +395,13 @@ class AirOrbitDetector:
         assert state.since_ts is not None
         cfg = self.cfg
         ready = self._turns(state) >= cfg.min_turns and state.lap_ts - state.since_ts >= cfg.min_duration_s
-        if ready and not state.revision:
+        if ready:  # an episode is counted the first time its profile is thermalling
             speed, _, thermalling = self._profile(state)
             if thermalling and not state.thermal_counted:
                 state.thermal_counted = True
                 state.thermals += 1
-            if state.thermals > cfg.glider_report_thermals and speed is not None and speed <= cfg.glider_max_speed_kn:
+            glider = state.thermals > cfg.glider_report_thermals
+            if not state.revision and glider and speed is not None and speed <= cfg.glider_max_speed_kn:
                 return []  # a glider (by its climbs so far) circling at glider speed
         status = due_status(state.revision, ready, state.lap_ts, state.emitted_end, cfg.update_every_s)
         return [] if status is None else [self._revision(state, status)]
@@ -437,9 +438,6 @@ class AirOrbitDetector:
         ratio = abs(state.end_net - state.start_net) / total if total > 0 else 0.0
         lat, lon = state.sum_lat / state.laps, state.sum_lon / state.laps
         speed, climb, thermalling = self._profile(state)
-        if thermalling and not state.thermal_counted:  # became thermalling after it opened
-            state.thermal_counted = True
-            state.thermals += 1
         near = self.airfields.nearest(lat, lon)
         evidence = {
             "duration_s": round(duration),

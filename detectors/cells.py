@@ -202,7 +202,7 @@ def shared_sea_check(env: Environment, port_m: float, shore_m: float) -> SeaChec
     """
     key = (id(env.zones), id(env.geography), port_m, shore_m)
     check = _SHARED.get(key)
-    if check is None or check.env.zones is not env.zones or check.env.geography is not env.geography:
+    if check is None:
         if len(_SHARED) >= _SHARED_MAX:
             del _SHARED[next(iter(_SHARED))]
         check = _SHARED[key] = SeaCheck(env, port_m, shore_m)
