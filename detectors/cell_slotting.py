@@ -26,7 +26,7 @@ from detectors import state_codec
 from detectors.base import TrackContext
 from detectors.cell_records import DARK, REAPPEAR, Note, SampleNote, SilenceNote
 from detectors.cell_timing import EngineTiming
-from detectors.cells import AreaDetector, Grid, PairDetector, Sample, Silence
+from detectors.cells import AreaDetector, Grid, PairDetector, Sample, Silence, sample_key
 from models.alert import Alert
 from models.position import FLAG_IMPLAUSIBLE, FLAG_NEW_SEGMENT, EntityType, Position
 
@@ -108,7 +108,7 @@ class EntityStage:
         """Slot one cleaned fix (in event-time order per entity): its samples go to the outbox."""
         if fix.entity_type not in self._types or fix.flags & FLAG_IMPLAUSIBLE:
             return
-        key = f"{fix.entity_type}:{fix.entity_id}"
+        key = sample_key(fix.entity_type, fix.entity_id)
         st = self.entities.get(key)
         slot = self.slot_s
         if st is None:

@@ -123,6 +123,11 @@ def cell_key(cell_id: int) -> str:
     return f"{r}/{c}"
 
 
+def sample_key(entity_type: str, entity_id: str) -> str:
+    """An entity's key in the cell engine (``Sample.key``), e.g. ``"vessel:367584050"``."""
+    return f"{entity_type}:{entity_id}"
+
+
 def is_ship_station(entity_id: str) -> bool:
     """An MMSI of a ship station (200000000–799999999): not a buoy, net marker, base station or SAR craft."""
     return len(entity_id) == 9 and entity_id.isdigit() and "2" <= entity_id[0] <= "7"

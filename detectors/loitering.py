@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from detectors.base import Environment, TrackContext
-from detectors.cells import finite_or_none, shared_sea_check
+from detectors.cells import finite_or_none, sample_key, shared_sea_check
 from detectors.evidence import histogram_median, threshold_values, with_thresholds
 from detectors.lifecycle import AlertDraft, due_status, emit, saturating
 from models.alert import Alert, AlertStatus, DetectorInfo, EntityRef, Severity
@@ -122,7 +122,7 @@ class LoiteringDetector:
     # --- episode --------------------------------------------------------------------
     def _excluded(self, fix: Position) -> bool:
         """Near a port or the shore, or in an exclusion zone (the cache the pair detectors share)."""
-        return self._sea.excluded("vessel:" + fix.entity_id, fix.lat, fix.lon)
+        return self._sea.excluded(sample_key("vessel", fix.entity_id), fix.lat, fix.lon)
 
     def _idle(self, state: LoiteringState) -> LoiteringState | None:
         return state if state.since_ts is not None else None

@@ -47,6 +47,7 @@ import orjson
 from detectors import state_codec
 from detectors.base import CellEngineLike, Environment, TrackDetector
 from detectors.cell_slotting import EntityStage, SlottingOnly
+from detectors.cells import sample_key
 from detectors.pipeline import NoCells, Pipeline
 from detectors.track_engine import TrackKey
 from models.alert import Alert
@@ -368,7 +369,7 @@ class PartitionEngine:
             kb = self._next_slot(key)
             value = {**export_track(tracks[key], self.detectors), **tag}
             if slotting is not None:
-                entity = slotting.export_entity(f"{key[0]}:{key[1]}")
+                entity = slotting.export_entity(sample_key(*key))
                 if entity is not None:
                     value["e"] = entity
             writes.append((kb, orjson.dumps(value)))
@@ -514,7 +515,7 @@ class PartitionEngine:
             track = restore_track(self.pipeline.engine, key, data)
             if "e" in data and self.slotting is not None and self.cell_router is not None:
                 self.slotting.restore_entity(data["e"])
-                self._orphans.discard(f"{key[0]}:{key[1]}")
+                self._orphans.discard(sample_key(*key))
         except DecodeError:
             self.counts["state_undecodable"] += 1
             return
