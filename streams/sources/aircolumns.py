@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from models.errors import DecodeError
 from models.position import Position, check_position, finite_number
 from models.units import FPM_PER_MPS, FT_PER_M, KN_PER_MPS
-from streams.sources.csvutil import EPOCH_MS_ABOVE, parse_time, req_float
+from streams.sources.csvutil import epoch_seconds, parse_time, req_float
 
 REQUIRED = ("timestamp", "icao24", "latitude", "longitude")
 OPENSKY_REQUIRED = ("time", "icao24", "lat", "lon")
@@ -54,7 +54,7 @@ def _time(value: object) -> float:
     seconds = _float(value, "bad_time")
     if seconds is None:
         raise DecodeError("bad_time", "no timestamp")
-    return seconds / 1000.0 if abs(seconds) > EPOCH_MS_ABOVE else seconds
+    return epoch_seconds(seconds)
 
 
 def _text(value: object) -> str:

@@ -57,7 +57,7 @@ def parse_time(text: str) -> float:
     if n >= 16 and text[2] == "/" and text[5] == "/":
         return _day_first(text)
     if text[:1].isdigit() and "-" not in text and ":" not in text:
-        return _epoch(text)
+        return epoch_seconds(req_float(text, "bad_time"))
     try:
         return parse_iso(text)
     except (ValueError, OverflowError) as exc:
@@ -96,15 +96,9 @@ def _day_first(text: str) -> float:
     return minute + s
 
 
-def _epoch(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise DecodeError("bad_time", text) from exc
-    if not math.isfinite(value):
-        raise DecodeError("bad_time", text)
-    return value / 1000.0 if value > EPOCH_MS_ABOVE else value
-
+def epoch_seconds(value: float) -> float:
+    """Seconds from an epoch number written as seconds or, above ``EPOCH_MS_ABOVE``, milliseconds."""
+    return value / 1000.0 if abs(value) > EPOCH_MS_ABOVE else value
 
 
 def req_float(text: str, reason: str) -> float:
