@@ -137,6 +137,14 @@ class CellEngine:
         slotting.horizon = stage.horizon
         return alerts
 
+    def finish(self, end: float) -> list[Alert]:
+        """End of input: every slot up to ``end`` is final (no fix can add a sample to it), so
+        it is compared now instead of ``lag`` later. Silences still count only up to ``end``."""
+        alerts = self.expire(end)
+        alerts += self.stage.advance(end, final=True)
+        self.slotting.horizon = self.stage.horizon
+        return alerts
+
     def pair_states(self, i: int = 0) -> dict[tuple[str, str], tuple[int, Any]]:
         """(owner key, other key) -> (cell id, state) for pair detector ``i`` (tests, debugging)."""
         return self.stage.pair_states(i)

@@ -80,6 +80,11 @@ class EntityStage:
         self._types = frozenset(types)
         self._npair = len(self.pair_detectors)
         self._nchan = self._npair + len(self.area_detectors)
+        # per channel (pair detectors, then area detectors): the longest silence it interpolates
+        # across; after a longer one it gets the fix snapped to its nearest boundary instead
+        self._gaps = [d.max_interp_gap_s for d in self.pair_detectors]
+        self._gaps += [a.max_interp_gap_s for a in self.area_detectors]
+        self._min_gap_s = min(self._gaps, default=self.max_interp_gap_s)
         # per entity type, the fastest sample any detector may take; faster ones are not even built
         # (a detector's optional ``speed_limits_kn`` narrows its ``speed_limit_kn`` by type)
         takes: list[tuple[PairDetector | AreaDetector, set[str]]] = [
@@ -138,13 +143,24 @@ class EntityStage:
             after = self._dark_after(st)
             if dt >= after:
                 self._silence_ended(st, fix, after)
-        if dt <= self.max_interp_gap_s and not fix.flags & FLAG_NEW_SEGMENT:
+        if fix.flags & FLAG_NEW_SEGMENT or dt > self.max_interp_gap_s:
+            self._snap(st, fix, st.last_slot, None)
+        else:
+            before = st.last_slot
+            only = None
+            if dt > self._min_gap_s:  # some channels interpolate across this silence, others take the fix
+                only = [dt <= g for g in self._gaps]
             b = (math.floor(st.ts / slot) + 1) * slot
             if b <= st.last_slot:
                 b = st.last_slot + slot
-            if b <= fix.ts:
-                lat0, lon0, sp0 = st.lat, st.lon, st.speed_kn
-                sp1 = fix.speed_kn
+            sp0, sp1 = st.speed_kn, fix.speed_kn
+            cap = self._speed_caps[fix.entity_type]
+            if b <= fix.ts and sp0 is not None and sp1 is not None and sp0 > cap and sp1 > cap:
+                n = math.floor((fix.ts - b) / slot) + 1  # every sample between would be too fast: none built
+                self.fast += n
+                st.last_slot = b + (n - 1) * slot
+            elif b <= fix.ts:
+                lat0, lon0 = st.lat, st.lon
                 dlat = fix.lat - lat0
                 dlon = fix.lon - lon0
                 if dlon > 180.0:
@@ -159,12 +175,12 @@ class EntityStage:
                         lon -= 360.0
                     elif lon < -180.0:
                         lon += 360.0
-                    self._emit(st, fix, b, lat0 + dlat * f, lon, _lerp(sp0, sp1, f), 0.0 if b == fix.ts else dt)
+                    self._emit(st, fix, b, lat0 + dlat * f, lon, _lerp(sp0, sp1, f), 0.0 if b == fix.ts else dt, only)
                     b += slot
-        else:
-            b = round(fix.ts / slot) * slot
-            if b > st.last_slot:
-                self._emit(st, fix, b, fix.lat, fix.lon, fix.speed_kn, 0.0)
+            if only is not None:
+                interpolated = st.last_slot
+                self._snap(st, fix, before, [not x for x in only])
+                st.last_slot = max(st.last_slot, interpolated)
         st.ts, st.lat, st.lon, st.speed_kn = fix.ts, fix.lat, fix.lon, fix.speed_kn
         st.dark = False
         if self._nchan > self._npair:
@@ -181,9 +197,25 @@ class EntityStage:
             st.name = ctx.static.name
             st.ship_type = ctx.static.ship_type
 
+    def _snap(self, st: EntityState, fix: Position, after: float, only: list[bool] | None) -> None:
+        """The fix itself at its nearest boundary, unless the channels had a sample there already
+        (``after``: their last slot): after a silence too long to interpolate across."""
+        b = round(fix.ts / self.slot_s) * self.slot_s
+        if b > after:
+            self._emit(st, fix, b, fix.lat, fix.lon, fix.speed_kn, 0.0, only)
+
     def _emit(
-        self, st: EntityState, fix: Position, ts: float, lat: float, lon: float, speed: float | None, gap_s: float
+        self,
+        st: EntityState,
+        fix: Position,
+        ts: float,
+        lat: float,
+        lon: float,
+        speed: float | None,
+        gap_s: float,
+        only: list[bool] | None = None,
     ) -> None:
+        """The sample of slot ``ts`` to the channels that take it (``only``: those marked True)."""
         st.last_slot = ts
         if speed is not None and speed > self._speed_caps[fix.entity_type]:
             self.fast += 1  # no detector takes a sample this fast: not even built
@@ -212,6 +244,8 @@ class EntityStage:
         note = SampleNote(s)
         deliveries = note.deliveries
         for i, det in enumerate(self.pair_detectors):
+            if only is not None and not only[i]:
+                continue
             if not det.accepts(s):
                 continue
             prev = st.homes[i]
@@ -223,6 +257,8 @@ class EntityStage:
             deliveries.append((i, grid.cells_within(lat, lon, det.radius_m)))
         npair = self._npair
         for j, adet in enumerate(self.area_detectors):
+            if only is not None and not only[npair + j]:
+                continue
             if speed is not None and speed > adet.speed_limit_kn:
                 continue  # built for another detector: must not use up this one's log step
             if ts - st.log_ts[j] < adet.log_step_s:
@@ -375,3 +411,7 @@ class SlottingOnly:
         stage.expire(watermark)
         stage.horizon = max(stage.horizon, watermark - stage.lag_s)
         return []
+
+    def finish(self, end: float) -> list[Alert]:
+        """The per-cell stage finishes on its own once every position partition ended."""
+        return self.expire(end)

@@ -182,13 +182,14 @@ class CellStage:
         return CellState(pairs=[{} for _ in self.pair_detectors], area=[None] * len(self.area_detectors))
 
     # ------------------------------------------------------------------- the agenda
-    def advance(self, watermark: float | None = None) -> list[Alert]:
-        """Everything that became final: slots up to ``watermark - lag``, silences, deadlines.
+    def advance(self, watermark: float | None = None, final: bool = False) -> list[Alert]:
+        """Everything that became final: slots up to ``watermark - lag``, silences, deadlines;
+        up to ``watermark`` itself when the input ended there (``final``).
 
         Without a watermark, goes on towards the last one (after a relay came in).
         """
         if watermark is not None:
-            self.target = max(self.target, watermark - self.lag_s)
+            self.target = max(self.target, watermark if final else watermark - self.lag_s)
         horizon = self.target
         if horizon <= self.horizon:
             return []

@@ -280,7 +280,7 @@ class PairDetector(Protocol):
     info: DetectorInfo
     radius_m: float
     slot_s: float
-    max_interp_gap_s: float
+    max_interp_gap_s: float  # samples interpolated across at most this; the engine waits for the largest
     memory_s: float  # how long a pair state may outlive the pair's last sample (e.g. a merge gap)
     speed_limit_kn: float  # samples faster than this are never accepted (inf: no limit)
     # optional ``speed_limits_kn: dict[str, float]``: a lower limit for some entity types
@@ -329,6 +329,7 @@ class AreaDetector(Protocol):
     max_silence_s: float
     interval_factor: float  # a silence must also last this many times the entity's usual interval
     speed_limit_kn: float  # samples faster than this are never logged (inf: no limit)
+    max_interp_gap_s: float  # samples interpolated across at most this; after a longer silence, the fix
 
     def new_cell(self) -> Any: ...
 

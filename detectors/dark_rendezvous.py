@@ -42,6 +42,7 @@ from typing import Any, ClassVar
 
 from detectors.base import Environment
 from detectors.candidates import slow_vessel_at_sea
+from detectors.cell_timing import DEFAULT_MAX_INTERP_GAP_S
 from detectors.cells import Sample, Silence, finite_or_none, is_ship_station, near_port_or_shore, shared_sea_check
 from detectors.evidence import histogram_median, threshold_values, with_thresholds
 from detectors.lifecycle import AlertDraft, emit, saturating
@@ -149,6 +150,8 @@ class DarkRendezvousDetector:
         self.info = DetectorInfo(self.name, self.version, config_hash(cfg))
         self.radius_m = cfg.max_distance_m
         self.log_step_s = cfg.log_step_s
+        # companions are judged on positions interpolated across short silences only (the fix itself after longer ones)
+        self.max_interp_gap_s = DEFAULT_MAX_INTERP_GAP_S
         self.silence_s = cfg.min_silence_s
         self.max_silence_s = cfg.max_silence_s
         self.speed_limit_kn = cfg.companion_max_speed_kn

@@ -32,6 +32,9 @@ class NoCells:
     def expire(self, watermark: float) -> list[Alert]:
         return []
 
+    def finish(self, end: float) -> list[Alert]:
+        return []
+
 
 @dataclass
 class PipelineStats:
@@ -94,7 +97,10 @@ class Pipeline:
         vessels did not.
         """
         end = self.buffer.max_ts if until is None else max(self.buffer.max_ts, until)
-        return self._release(end)
+        alerts = self._release(end)
+        if self.cells is not None:  # its slots up to the end need no later fixes: compare them
+            alerts.extend(self._routed(a) for a in self.cells.finish(end))
+        return alerts
 
     def _release(self, until: float) -> list[Alert]:
         alerts: list[Alert] = []

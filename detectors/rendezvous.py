@@ -20,6 +20,15 @@ and analysts draw anchorage areas as ``role: exclusion`` polygons in ``config/zo
 set by the crew, so a vessel could hide behind it; dark rendezvous keeps judging such vessels
 (a companion at anchor is still a companion), and ``excluded_nav_statuses = []`` turns it off.
 
+Satellite coverage. Offshore, AIS is often heard only by satellites, every 10–60 min, and
+two vessels are then almost never heard in the same minute. The engine interpolates this
+detector's samples across silences up to ``sparse_interp_gap_s`` (1 h: Global Fishing Watch
+resamples encounters across gaps under 1 h), and the other detectors' across their own
+limits. Interpolated tracks are less certain than heard ones (two fishing vessels working
+one ground may be interpolated side by side for a while), so the close time an episode
+needs grows from ``min_duration_s`` to ``sparse_min_duration_s`` (GFW's 2 h) with the share
+of its slots where a vessel was interpolated across more than ``max_interp_gap_s``.
+
 - A **run** is counted slots whose gaps are at most ``max_interp_gap_s`` (a short drop-out
   or drift apart stays part of the run); its close time is last − first slot.
 - An **episode** is runs of the same pair less than ``merge_gap_s`` apart: one alert, not
@@ -61,7 +70,7 @@ ANCHORED_NAV_STATUSES = (1, 5)
 # evidence["thresholds"]: the config values a pair's slots and episode are judged against
 THRESHOLDS = (
     "max_distance_m", "min_duration_s", "max_median_speed_kn", "max_speed_kn", "merge_gap_s",
-    "max_interp_gap_s", "port_exclusion_m", "min_shore_distance_m",
+    "max_interp_gap_s", "sparse_interp_gap_s", "sparse_min_duration_s", "port_exclusion_m", "min_shore_distance_m",
 )  # fmt: skip
 
 
@@ -77,6 +86,8 @@ class RendezvousConfig:
     min_shore_distance_m: float = field(default=1852.0, metadata=bounds(0, 500000))
     slot_s: float = field(default=60.0, metadata=bounds(10, 900))
     max_interp_gap_s: float = field(default=600.0, metadata=bounds(0, 7200))
+    sparse_interp_gap_s: float = field(default=3600.0, metadata=bounds(0, 7200))  # 0: never
+    sparse_min_duration_s: float = field(default=7200.0, metadata=bounds(60, 86400))
     update_every_s: float = field(default=1800.0, metadata=bounds(60, 86400))
     ship_stations_only: bool = True
     exempt_ship_types: tuple[int, ...] = SERVICE_SHIP_TYPES
@@ -88,6 +99,10 @@ class RendezvousConfig:
             raise ValueError("max_median_speed_kn must not exceed max_speed_kn")
         if self.merge_gap_s < self.max_interp_gap_s:
             raise ValueError("merge_gap_s must be at least max_interp_gap_s (a run already bridges that)")
+        if 0 < self.sparse_interp_gap_s < self.max_interp_gap_s:
+            raise ValueError("sparse_interp_gap_s must be 0 or at least max_interp_gap_s")
+        if self.sparse_min_duration_s < self.min_duration_s:
+            raise ValueError("sparse_min_duration_s must be at least min_duration_s")
 
 
 @dataclass(slots=True)
@@ -105,6 +120,7 @@ class RendezvousState:
     runs: int = 1
     n: int = 0
     dense: int = 0  # counted slots where both vessels reported within DENSE_SLOTS slots
+    sparse: int = 0  # counted slots where one was interpolated across more than max_interp_gap_s
     sum_lat: float = 0.0
     sum_lon: float = 0.0
     min_dist_m: float = math.inf
@@ -130,7 +146,7 @@ class RendezvousDetector:
         self.info = DetectorInfo(self.name, self.version, config_hash(cfg))
         self.radius_m = cfg.max_distance_m
         self.slot_s = cfg.slot_s
-        self.max_interp_gap_s = cfg.max_interp_gap_s
+        self.max_interp_gap_s = max(cfg.max_interp_gap_s, cfg.sparse_interp_gap_s)
         self.memory_s = cfg.merge_gap_s
         self.speed_limit_kn = cfg.max_speed_kn
         self._exempt = frozenset(cfg.exempt_ship_types)
@@ -189,8 +205,11 @@ class RendezvousDetector:
         assert a.speed_kn is not None and b.speed_kn is not None
         state.last_ts = a.ts
         state.n += 1
-        if max(a.gap_s, b.gap_s) <= self._dense_gap_s:
+        gap = a.gap_s if a.gap_s > b.gap_s else b.gap_s
+        if gap <= self._dense_gap_s:
             state.dense += 1
+        if gap > self.cfg.max_interp_gap_s:
+            state.sparse += 1
         state.sum_lat += (a.lat + b.lat) * 0.5
         state.sum_lon += (a.lon + b.lon) * 0.5  # pairs are at most a few km apart: no antimeridian wrap issue
         if distance_m < state.min_dist_m:
@@ -207,7 +226,7 @@ class RendezvousDetector:
     def _maybe_emit(self, state: RendezvousState) -> list[Alert]:
         cfg = self.cfg
         if state.revision == 0:
-            if state.close_s < cfg.min_duration_s:
+            if state.close_s < self._required_close_s(state):
                 return []
             medians = (histogram_median(state.speed_a, SPEED_BIN_KN), histogram_median(state.speed_b, SPEED_BIN_KN))
             if max(medians) > cfg.max_median_speed_kn:
@@ -216,6 +235,12 @@ class RendezvousDetector:
         if state.last_ts - state.emitted_end >= cfg.update_every_s:
             return [self._revision(state, "update")]
         return []
+
+    def _required_close_s(self, state: RendezvousState) -> float:
+        """``min_duration_s``, up to ``sparse_min_duration_s`` as the share of slots interpolated
+        across long silences grows: a meeting seen only by satellite must last GFW's 2 h."""
+        cfg = self.cfg
+        return cfg.min_duration_s + (cfg.sparse_min_duration_s - cfg.min_duration_s) * state.sparse / state.n
 
     def _close(self, state: RendezvousState) -> list[Alert]:
         if state.revision == 0:
@@ -243,6 +268,8 @@ class RendezvousDetector:
             "positions": 2 * state.n,
             "slots": state.n,
             "well_sampled_share": round(state.dense / state.n, 3),
+            "sparse_share": round(state.sparse / state.n, 3),
+            "required_close_s": round(self._required_close_s(state)),
             "slot_s": cfg.slot_s,
             "max_distance_m": cfg.max_distance_m,
             "min_duration_s": cfg.min_duration_s,

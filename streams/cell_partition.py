@@ -254,7 +254,8 @@ class CellPartitionEngine:
         if self._rebuild is not None:  # pending samples not all back yet: no slot may run
             return [], self.router.messages(stage.drain())
         before = stage.horizon
-        alerts = stage.advance(self.watermark)
+        ended = bool(self.marks) and self.done.issuperset(self.marks)  # every position partition's input ended
+        alerts = stage.advance(self.watermark, final=ended)
         if stage.horizon > before and first:
             for ts in [t for t in first if t <= stage.horizon]:
                 del first[ts]

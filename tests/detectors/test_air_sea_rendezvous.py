@@ -253,6 +253,11 @@ class Recording:
         self.alerts += out
         return out
 
+    def finish(self, end: float) -> list[Alert]:
+        out = self.inner.finish(end)
+        self.alerts += out
+        return out
+
 
 @hsettings(max_examples=8, deadline=None)
 @given(

@@ -14,7 +14,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from detectors.base import Environment, TrackContext
-from detectors.cell_engine import CellEngine, EngineTiming, build_cell_engine
+from detectors.cell_engine import CellEngine, EngineTiming, build_cell_engine, engine_timing
 from detectors.cells import Grid, Sample, SeaCheck, cell_key, near_port_or_shore
 from detectors.rendezvous import RendezvousConfig, RendezvousDetector
 from models.alert import Alert, DetectorInfo
@@ -284,6 +284,38 @@ def test_nothing_is_compared_before_the_slot_is_final() -> None:
     assert max(ts for *_, ts, _ in rec.seen) == T0 + 300
     engine.expire(T0 + 1500)
     assert max(ts for *_, ts, _ in rec.seen) == T0 + 900
+
+
+def test_end_of_input_makes_the_last_slots_final() -> None:
+    # No fix can follow the end of the input, so its last slots need not wait for the lag.
+    rec = Recorder()
+    engine = CellEngine([rec], timing=EngineTiming(slot_s=60.0, max_interp_gap_s=600.0))
+    lat2, lon2 = destination(37.02, -76.02, 0.0, 100.0)
+    for p in merged(
+        fixes("367000001", T0, T0 + 900, 10, 37.02, -76.02), fixes("367000002", T0, T0 + 900, 10, lat2, lon2)
+    ):
+        engine.process(p, CTX)
+    engine.expire(T0 + 900)
+    assert max(ts for *_, ts, _ in rec.seen) == T0 + 300
+    engine.finish(T0 + 900)
+    slots = [ts for *_, ts, _ in rec.seen]
+    assert max(slots) == T0 + 900 and len(slots) == len(set(slots)) == 16
+
+
+def test_each_detector_interpolates_across_its_own_longest_silence() -> None:
+    # Two vessels 100 m apart, each heard every 30 min (satellite AIS), 15 min after each other.
+    short, patient = Recorder(), Recorder()
+    patient.max_interp_gap_s = 3600.0
+    engine = CellEngine([short, patient], timing=engine_timing([short, patient]))
+    assert engine.lag_s == 3600.0
+    lat2, lon2 = destination(37.02, -76.02, 0.0, 100.0)
+    a = fixes("367000001", T0, T0 + 3 * 3600, 1800, 37.02, -76.02)
+    b = fixes("367000002", T0 + 900, T0 + 3 * 3600, 1800, lat2, lon2)
+    drive(engine, merged(a, b), finish=T0 + 6 * 3600)
+    # the patient detector compares them at every slot from B's first fix to its last
+    assert sorted(ts for *_, ts, _ in patient.seen) == [T0 + 900 + 60 * k for k in range(151)]
+    # the other gets each fix alone at its nearest slot: never the same slot for both
+    assert short.seen == []
 
 
 @hsettings(max_examples=25, deadline=None)

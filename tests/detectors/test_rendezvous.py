@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from shapely.geometry import box
 
 from detectors.base import Environment
-from detectors.cell_engine import CellEngine
+from detectors.cell_engine import CellEngine, engine_timing
 from detectors.rendezvous import RendezvousConfig, RendezvousDetector
 from models.alert import Alert
 from models.position import Position, VesselStatic
@@ -54,7 +54,8 @@ def geography(settings: Settings) -> ReferenceGeography:
 
 
 def engine(env: Environment, **cfg: Any) -> CellEngine:
-    return CellEngine([RendezvousDetector(RendezvousConfig(**cfg), env)])
+    detector = RendezvousDetector(RendezvousConfig(**cfg), env)
+    return CellEngine([detector], timing=engine_timing([detector]))
 
 
 def rendezvous(
@@ -213,6 +214,74 @@ def test_short_transfer_at_irregular_rates_is_found(settings: Settings) -> None:
     assert [ids(a) for a in final] == [["367000001", "367000002"]]
     assert final[0].start_ts == pytest.approx(T0, abs=2 * MIN)
     assert final[0].end_ts == pytest.approx(T0 + 20 * MIN, abs=3 * MIN)
+
+
+def heard_by_satellite(hours: float, every_s: float = 1800.0) -> list[Position]:
+    """A and B drift east together, 150 m apart, for ``hours`` from T0, each heard only every
+    ``every_s`` (satellite AIS), A half an interval after B: never in the same slot. Then B
+    leaves north at 10 kn, still heard at the same rate."""
+    drift = 0.5 * MPS_PER_KN
+    start_a = T0 - 3600 + every_s / 2
+    a0 = destination(LAT, LON, 270.0, drift * (T0 - start_a))  # A is at (LAT, LON) at T0
+    a = fixes("367000001", start_a, T0 + (hours + 3) * 3600, every_s, *a0, speed_kn=0.5)
+    b0 = destination(LAT, LON, 0.0, 150.0)
+    b = fixes("367000002", T0, T0 + hours * 3600, every_s, *b0, speed_kn=0.5)
+    off = destination(*destination(*b0, 90.0, drift * hours * 3600), 0.0, 10.0 * MPS_PER_KN * every_s)
+    b += fixes("367000002", b[-1].ts + every_s, b[-1].ts + 3 * 3600, every_s, *off, speed_kn=10.0, course_deg=0.0)
+    return merged(a, b)
+
+
+def test_transfer_heard_only_by_satellite_is_found(settings: Settings) -> None:
+    # Offshore, where only satellites hear AIS, each vessel is heard every 30 min and never in
+    # the same minute as the other: both are interpolated across the silences (GFW resamples
+    # across gaps under 1 h), so a 3-h transfer is one alert spanning it.
+    (alert,) = rendezvous(heard_by_satellite(3.0), settings, Environment())
+    assert ids(alert) == ["367000001", "367000002"]
+    assert alert.start_ts == pytest.approx(T0, abs=2 * MIN)
+    assert alert.end_ts == pytest.approx(T0 + 3 * 3600, abs=3 * MIN)
+    assert alert.evidence["sparse_share"] > 0.9
+    assert alert.evidence["required_close_s"] > 7000
+    # Heard every 50 min, the same.
+    (sparser,) = rendezvous(heard_by_satellite(3.0, every_s=3000.0), settings, Environment())
+    assert sparser.start_ts == pytest.approx(T0, abs=2 * MIN)
+    # With no interpolation across long silences (sparse_interp_gap_s = 0), each fix stands
+    # alone in its slot and the pair is never compared.
+    assert (
+        rendezvous(heard_by_satellite(3.0), settings, Environment(), engine(Environment(), sparse_interp_gap_s=0)) == []
+    )
+
+
+def test_sparse_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="sparse_interp_gap_s"):
+        RendezvousConfig(sparse_interp_gap_s=300.0)  # shorter than max_interp_gap_s
+    with pytest.raises(ValueError, match="sparse_min_duration_s"):
+        RendezvousConfig(sparse_min_duration_s=600.0)  # shorter than min_duration_s
+    assert RendezvousConfig(sparse_interp_gap_s=0.0).sparse_interp_gap_s == 0.0
+
+
+def test_a_meeting_seen_only_by_satellite_must_last_two_hours(settings: Settings) -> None:
+    # Interpolated tracks are less certain than heard ones: two fishing vessels working the
+    # same ground could be interpolated side by side for a while. Sparse evidence needs GFW's
+    # 2 h (sparse_min_duration_s); the same 90 min heard every minute is a rendezvous.
+    assert rendezvous(heard_by_satellite(1.5), settings, Environment()) == []
+    (dense,) = rendezvous(heard_by_satellite(1.5, every_s=60.0), settings, Environment())
+    assert dense.evidence["sparse_share"] == 0.0
+    assert dense.end_ts == pytest.approx(T0 + 1.5 * 3600, abs=3 * MIN)
+    (relaxed,) = rendezvous(
+        heard_by_satellite(1.5), settings, Environment(), engine(Environment(), sparse_min_duration_s=3600)
+    )
+    assert relaxed.end_ts == pytest.approx(T0 + 1.5 * 3600, abs=3 * MIN)
+
+
+def test_a_meeting_at_the_end_of_the_input_is_reported(settings: Settings) -> None:
+    # The input ends 20 min into a meeting. Its last slots are final then (no fix can follow),
+    # so the meeting is reported, still open, although the engine otherwise waits up to
+    # sparse_interp_gap_s (1 h) for late fixes of sparse reporters.
+    track = [p for p in meeting(minutes=40, every_a=10, every_b=30) if p.ts <= T0 + 20 * MIN]
+    (alert,) = rendezvous(track, settings, Environment())
+    assert alert.status == "open"  # opened when the close time reached 15 min; the vessels are still there
+    assert alert.start_ts == pytest.approx(T0, abs=MIN)
+    assert T0 + 15 * MIN <= alert.end_ts <= T0 + 20 * MIN
 
 
 def test_too_short_fast_or_in_port_is_not_a_rendezvous(settings: Settings) -> None:
