@@ -9,6 +9,12 @@ few mutually consistent ones; see :mod:`detectors.cleaning`):
   scale-free: the fix is closer to the previous implausible fix than ``alternation_ratio``
   × its distance to the track. Two transmitters alternating in one MMSI do this; GPS noise
   and timestamp jitter of a fast boat (implausible fixes strung along the real path) do not.
+  Satellite-rate reports of two transmitters a few km apart are minutes apart, and their
+  implied speed stays under the cleaner's limit. A vessel's own reports say how fast it
+  goes, though: a leg of at least ``mismatch_min_jump_m`` whose implied speed exceeds the
+  faster of the speeds reported at its two ends by ``sog_mismatch_kn`` is judged like an
+  implausible fix here (it can be one end of an alternation; never a teleport). A vessel
+  at 3 kn does not cover 20 km in a quarter of an hour, twice, back and forth.
 - **teleport**: an implausible fix implying at least ``strong_jump_speed_kn`` (a weaker
   excess over the cleaner's limit is timestamp jitter, not evidence).
 - **on land**: after a jump onto land from the water, ``land_min_fixes`` fixes spanning at
@@ -55,14 +61,14 @@ from detectors.lifecycle import AlertDraft, emit, saturating
 from models.alert import Alert, AlertStatus, DetectorInfo, EntityRef, Severity
 from models.configuring import bounds, config_hash
 from models.geo import haversine_m
-from models.position import FLAG_IMPLAUSIBLE, FLAG_NEW_SEGMENT, Position
+from models.position import FLAG_DERIVED_KINEMATICS, FLAG_IMPLAUSIBLE, FLAG_NEW_SEGMENT, Position
 from models.timeutil import to_iso
-from models.units import DEG_TO_RAD, M_PER_DEG_LAT
+from models.units import DEG_TO_RAD, KN_PER_MPS, M_PER_DEG_LAT
 
 # evidence["thresholds"]: the config values the evidence is judged against
 THRESHOLDS = (
     "strong_jump_speed_kn", "alternation_ratio", "min_events", "window_s", "burst_s", "quiet_s", "land_margin_m",
-    "land_min_fixes",
+    "land_min_fixes", "sog_mismatch_kn", "mismatch_min_jump_m",
 )  # fmt: skip
 AIRCRAFT_THRESHOLDS = (
     "aircraft_strong_jump_speed_kn", "aircraft_min_jump_m", "alternation_ratio", "min_events", "window_s", "burst_s",
@@ -97,6 +103,8 @@ class SpoofingConfig:
     invalid_mmsis: tuple[str, ...] = ("0", "1193046", "123456789", "987654321", "416000000")
     non_ship_prefixes: tuple[str, ...] = ("98", "99", "970", "972", "974", "111")
     max_examples: int = field(default=6, metadata=bounds(1, 100))
+    sog_mismatch_kn: float = field(default=25.0, metadata=bounds(0, 1000))  # 0: reported speeds not used
+    mismatch_min_jump_m: float = field(default=2000.0, metadata=bounds(0, 1_000_000))
     aircraft: bool = True
     aircraft_strong_jump_speed_kn: float = field(default=1400.0, metadata=bounds(100, 1_000_000))
     aircraft_min_jump_m: float = field(default=10_000.0, metadata=bounds(0, 10_000_000))
@@ -112,6 +120,7 @@ class SpoofingState:
     anchor_ts: float = 0.0
     anchor_lat: float = 0.0
     anchor_lon: float = 0.0
+    anchor_sog: float | None = None  # speed it reported there (None: not reported, or derived)
     # the other cluster: last implausible fix, and whether the track went back since
     other_ts: float | None = None
     other_lat: float = 0.0
@@ -179,7 +188,7 @@ class SpoofingDetector:
         reanchor = bool(fix.flags & FLAG_NEW_SEGMENT) and fix.implied_speed_kn is not None
         if (implausible or reanchor or state.land_run) and not state.aircraft:
             alerts += self._land(state, fix, jump=implausible or reanchor)
-        if implausible:
+        if implausible or (not state.aircraft and self._outruns_reports(state, fix)):
             alerts += self._jump(state, fix)
         else:
             self._anchor(state, fix)
@@ -198,7 +207,20 @@ class SpoofingDetector:
     # --- evidence -------------------------------------------------------------------
     def _anchor(self, state: SpoofingState, fix: Position) -> None:
         state.anchor_ts, state.anchor_lat, state.anchor_lon = fix.ts, fix.lat, fix.lon
+        state.anchor_sog = None if fix.flags & FLAG_DERIVED_KINEMATICS else fix.speed_kn
         state.back_since_other = True
+
+    def _outruns_reports(self, state: SpoofingState, fix: Position) -> bool:
+        """The leg from the track's last position is much faster than the vessel said at both ends."""
+        cfg = self.cfg
+        sog0, sog1 = state.anchor_sog, fix.speed_kn
+        if cfg.sog_mismatch_kn <= 0 or sog0 is None or sog1 is None or fix.flags & FLAG_DERIVED_KINEMATICS:
+            return False
+        dt = fix.ts - state.anchor_ts
+        if dt <= 0:
+            return False
+        d = haversine_m(state.anchor_lat, state.anchor_lon, fix.lat, fix.lon)
+        return d >= cfg.mismatch_min_jump_m and d / dt * KN_PER_MPS >= max(sog0, sog1) + cfg.sog_mismatch_kn
 
     def _jump(self, state: SpoofingState, fix: Position) -> list[Alert]:
         cfg = self.cfg

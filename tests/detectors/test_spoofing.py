@@ -31,8 +31,6 @@ def t(hhmmss: str, day: str = "2020-06-30") -> float:
     return parse_iso(f"{day}T{hhmmss}Z")
 
 
-
-
 class HalfLand:
     """Everything east of 80° W is land (a coastline along the meridian); no ports."""
 
@@ -178,6 +176,43 @@ def _at_sea(mmsi: str, start: float, n: int, step: float = MIN, lon: float = -80
 def _jump(p: Position, dlat: float = 0.5) -> Position:
     """A report ~55 km away from where the vessel is: about 3,000 kn in a minute."""
     return Position("vessel", p.entity_id, p.ts + 1, p.lat + dlat, p.lon, speed_kn=6.0)
+
+
+def _trawlers_sharing_an_mmsi(apart_km: float, every_s: float = 30 * MIN, hours: float = 4.0) -> list[Position]:
+    """Two trawlers working 3 kn, ``apart_km`` apart, both transmitting 224000001, each heard by
+    satellite every ``every_s``, the second half an interval after the first."""
+    out = []
+    start = t("10:00:00")
+    for k in range(int(hours * H / every_s)):
+        for lat, offset in ((25.0, 0.0), (25.0 + apart_km / 111.2, every_s / 2)):
+            ts = start + k * every_s + offset
+            drift = 3.0 * 1852 / 3600 * (ts - start) / 111_200  # east at 3 kn, in degrees of longitude (near enough)
+            out.append(Position("vessel", "224000001", ts, lat, -80.5 + drift, speed_kn=3.0, course_deg=90.0))
+    return out
+
+
+def test_shared_mmsi_heard_by_satellite_is_found_by_the_speeds_it_reports() -> None:
+    # 20 km apart and 15 min between reports: 43 kn between them, under the cleaner's 50 kn
+    # limit, so no fix is implausible; but each vessel reports 3 kn. The alternations at
+    # 10:45, 11:15 and 11:45 (one per return, each 30 min apart) open the episode.
+    track = _trawlers_sharing_an_mmsi(20.0)
+    assert not any(p.flags for p in track)
+    (alert,) = spoofing(run(track))
+    assert alert.evidence["reasons"] == ["shared_mmsi"]
+    assert alert.start_ts == pytest.approx(t("10:45:00"), abs=MIN)
+    assert alert.end_ts == pytest.approx(t("13:45:00"), abs=MIN)
+    # Without the reported speeds, the same track says nothing.
+    assert spoofing(run(track, cfg=SpoofingConfig(sog_mismatch_kn=0.0))) == []
+
+
+def test_honest_tracks_that_outrun_their_reported_speed_are_not_spoofing() -> None:
+    # A fast boat whose AIS reports 0 kn while it runs 30 kn along a straight line (a wrong
+    # speed source): every leg outruns its reports, but it never comes back.
+    start = t("10:00:00")
+    stuck = [Position("vessel", "224000002", start + k * 600, 25.0, -80.5 + k * 0.09, speed_kn=0.0) for k in range(30)]
+    assert spoofing(run(stuck)) == []
+    # Two vessels 8 km apart at 15 min: 17 kn between them, within what a vessel can do.
+    assert spoofing(run(_trawlers_sharing_an_mmsi(8.0))) == []
 
 
 def test_single_glitch_is_not_spoofing() -> None:
