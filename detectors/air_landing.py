@@ -20,6 +20,12 @@ level is judged from the track itself:
 
 A confirmed landing away from airfields opens an alert; it closes when the aircraft is
 airborne again (off ground level for ``break_after_s``) or the track goes silent.
+
+A landing within ``home_radius_m`` of where the track took off (its first fix was at ground
+level there) or of where it last landed and took off again is a *return to its own base*: a
+strip, gliding site, farm field or drone operator missing from the airfield list. It is
+reported at ``home_severity`` (low), with ``returned_to_departure`` in the evidence, not
+dropped: a clandestine strip is a base too.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from detectors.lifecycle import AlertDraft, emit
 from models.airfields import AirfieldIndex, default_airfields
 from models.alert import Alert, AlertStatus, DetectorInfo, EntityRef, Severity
 from models.configuring import bounds, config_hash
+from models.geo import haversine_m
 from models.position import FLAG_IMPLAUSIBLE, FLAG_NEW_SEGMENT, Position
 
 AIRBORNE, TOUCHDOWN, LANDED = 0, 1, 2
@@ -41,6 +48,7 @@ AIRBORNE, TOUCHDOWN, LANDED = 0, 1, 2
 THRESHOLDS = (
     "max_ground_speed_kn", "max_ground_vrate_fpm", "ground_margin_ft", "terrain_ref_m", "min_descent_ft",
     "descent_lookback_s", "min_ground_s", "lost_after_s", "break_after_s", "max_gap_s", "airfield_exclusion_m",
+    "home_radius_m",
 )  # fmt: skip
 
 
@@ -58,6 +66,8 @@ class AirLandingConfig:
     break_after_s: float = field(default=30.0, metadata=bounds(0, 3600))
     max_gap_s: float = field(default=1800.0, metadata=bounds(10, 86400))
     airfield_exclusion_m: float = field(default=5000.0, metadata=bounds(0, 100000))
+    home_radius_m: float = field(default=3000.0, metadata=bounds(0, 100000))  # 0: never a return
+    home_severity: str = field(default="low", metadata=bounds(choices=("low", "medium", "high")))
     severity: str = field(default="high", metadata=bounds(choices=("low", "medium", "high")))
 
 
@@ -80,6 +90,10 @@ class AirLandingState:
     off_since: float | None = None  # first of the current run of fixes off ground level
     lost: bool = False
     revision: int = 0
+    seen: bool = False  # a fix with altitude and speed was seen (since the last silence)
+    dormant: bool = False  # silent: kept only for its origin, with no deadline, until the track is forgotten
+    origin_lat: float | None = None  # where the track took off (first fix at ground level) or last landed
+    origin_lon: float = 0.0
 
 
 class AirLandingDetector:
@@ -108,7 +122,8 @@ class AirLandingDetector:
             due = self.deadline(state)
             if (due is not None and fix.ts >= due) or fix.flags & FLAG_NEW_SEGMENT:
                 alerts += self._silence(state)
-                state = AirLandingState(entity_id=fix.entity_id)
+                state = _after_silence(state)
+            state.dormant = False
         state.last_ts = fix.ts
         if fix.callsign:
             state.callsign = fix.callsign
@@ -123,6 +138,10 @@ class AirLandingDetector:
         level = vrate is None or abs(vrate) <= cfg.max_ground_vrate_fpm
         ref = self._ground_ref(fix) if speed <= cfg.max_ground_speed_kn and level else None
         ground = ref is not None and alt - ref <= cfg.ground_margin_ft
+        if not state.seen:
+            state.seen = True
+            if ground:  # the track starts on the ground: its departure point
+                state.origin_lat, state.origin_lon = fix.lat, fix.lon
         if state.phase == AIRBORNE:
             self._airborne(state, fix, alt, ref if ground else None)
         elif state.phase == TOUCHDOWN:
@@ -135,10 +154,17 @@ class AirLandingDetector:
     def expire(self, state: AirLandingState, watermark: float) -> tuple[AirLandingState | None, list[Alert]]:
         due = self.deadline(state)
         if due is not None and watermark >= due:
-            return None, self._silence(state)
+            alerts = self._silence(state)
+            if state.origin_lat is None:
+                return None, alerts
+            dormant = _after_silence(state)
+            dormant.dormant = True
+            return dormant, alerts
         return state, []
 
     def deadline(self, state: AirLandingState) -> float | None:
+        if state.dormant:
+            return None
         if state.phase == TOUCHDOWN:
             return state.last_ts + self.cfg.lost_after_s
         if state.phase == LANDED:
@@ -190,6 +216,7 @@ class AirLandingDetector:
             state.off_since = fix.ts
         if fix.ts - state.off_since >= self.cfg.break_after_s:
             alerts = [self._revision(state, "closed")] if state.revision else []
+            state.origin_lat, state.origin_lon = state.td_lat, state.td_lon  # took off again from there
             self._reset(state)
             return alerts
         return []
@@ -224,6 +251,12 @@ class AirLandingDetector:
         state.revision += 1
         near = self.airfields.nearest(state.td_lat, state.td_lon)
         geo = self.env.geography
+        departure_m = (
+            None
+            if state.origin_lat is None
+            else haversine_m(state.origin_lat, state.origin_lon, state.td_lat, state.td_lon)
+        )
+        home = departure_m is not None and departure_m <= self.cfg.home_radius_m
         evidence = {
             "touchdown_altitude_ft": round(state.td_alt_ft),
             "from_altitude_ft": round(state.from_alt_ft),
@@ -236,10 +269,12 @@ class AirLandingDetector:
             "nearest_airfield": near[0].icao if near else None,
             "distance_to_airfield_m": round(near[1]) if near else None,
             "airfield_exclusion_m": self.cfg.airfield_exclusion_m,
+            "departure_distance_m": None if departure_m is None else round(departure_m),
+            "returned_to_departure": home,
         }
         with_thresholds(evidence, self._thresholds)
         confidence = 0.6 if state.lost else 0.8
-        severity: Severity = self.cfg.severity  # type: ignore[assignment]
+        severity: Severity = self.cfg.home_severity if home else self.cfg.severity  # type: ignore[assignment]
         draft = AlertDraft(
             kind="air_landing",
             entities=(EntityRef("aircraft", state.entity_id, None),),
@@ -252,6 +287,13 @@ class AirLandingDetector:
             evidence=evidence,
         )
         return emit(self.info, draft, state.revision, status)
+
+
+def _after_silence(state: AirLandingState) -> AirLandingState:
+    """A new flight's state after a silence: only where the aircraft was based carries over."""
+    return AirLandingState(
+        entity_id=state.entity_id, callsign=state.callsign, origin_lat=state.origin_lat, origin_lon=state.origin_lon
+    )
 
 
 def _push_high(highs: list[tuple[float, float]], ts: float, alt: float, horizon: float) -> None:

@@ -62,11 +62,14 @@ def test_glider_lands_at_a_gliding_site_missing_from_the_database(shared_data: P
     # Club, where it took off): a real airfield, but a gliding site that airportsdata does not
     # list (nearest listed: Luton, 12 km). By the detector's definition this is a landing away
     # from known airfields, and it is reported; the signal is lost on the ground (OGN/FLARM
-    # coverage), which confirms it. A site list of gliding fields would silence it.
+    # coverage), which confirms it. The track began on the ground 250 m away (11:01) and
+    # its 17-min silence in flight does not lose that: a return to its own base, low severity.
     alerts = landings(flight(shared_data, "glider_thermals_G-CLPU"), settings)
     assert len(alerts) == 1
     (a,) = alerts
     assert abs(a.start_ts - t("2019-05-23", "17:32:39")) <= TOL_S
+    assert a.severity == "low"
+    assert a.evidence["returned_to_departure"] is True and a.evidence["departure_distance_m"] < 500
     assert a.evidence["signal_lost_on_ground"] is True
     assert a.evidence["descent_ft"] > 3000
     assert a.evidence["nearest_airfield"] == "EGGW" and a.evidence["distance_to_airfield_m"] > 10_000
@@ -174,6 +177,47 @@ def test_signal_lost_on_the_ground_confirms_the_landing() -> None:
     # the same track, continued after the silence by a new flight: the same alerts, by step
     later = climb(129 + 600, 60)
     assert [a.to_wire() for a in run(track + later)] == [a.to_wire() for a in alerts]
+
+
+def away_and_back(origin: tuple[float, float]) -> tuple[list[Position], list[Position]]:
+    """On the ground at ``origin`` for a minute, climb out; then, after 20 min unheard, an
+    approach and landing at FIELD."""
+    parked = [fix(i, 60.0, 0.0, *origin) for i in range(60)]
+    out = [dataclasses.replace(f, lat=origin[0], lon=origin[1]) for f in climb(60, 120)]
+    back = approach(start=1380) + on_ground(1500, 300)
+    return parked + out, back
+
+
+def test_landing_where_it_took_off_is_a_return_to_its_base() -> None:
+    # A strip, gliding site or drone operator that no airfield list has: still reported
+    # (a clandestine strip is a base too), at low severity, with the distance in the evidence.
+    first, second = away_and_back(FIELD)
+    (opened,) = run(first + second)
+    assert opened.severity == "low" and opened.evidence["returned_to_departure"] is True
+    assert opened.evidence["departure_distance_m"] < 100
+    # The 20-min silence may also end by the watermark: the base is kept, with no deadline.
+    det = AirLandingDetector(AirLandingConfig(), Environment())
+    state: AirLandingState | None = None
+    for f in first:
+        state, _ = det.step(state, f, TrackContext())
+    assert state is not None
+    state, alerts = det.expire(state, T0 + 1300)
+    assert alerts == [] and state is not None and det.deadline(state) is None
+    for f in second:
+        state, alerts = det.step(state, f, TrackContext())
+        if alerts:
+            assert [a.to_wire() for a in alerts] == [opened.to_wire()]
+            break
+    else:
+        pytest.fail("no landing")
+    # Taking off 22 km away, it is a landing away from airfields.
+    first, second = away_and_back((FIELD[0] + 0.2, FIELD[1]))
+    (opened,) = run(first + second)
+    assert opened.severity == "high" and opened.evidence["returned_to_departure"] is False
+    assert 21_000 < opened.evidence["departure_distance_m"] < 24_000
+    # A track first heard in the air has no known base.
+    (opened,) = run(second)
+    assert opened.severity == "high" and opened.evidence["departure_distance_m"] is None
 
 
 def test_landing_at_an_airfield_is_quiet() -> None:
