@@ -40,7 +40,7 @@ from detectors.lifecycle import AlertDraft, due_status, emit, saturating
 from models.airfields import AirfieldIndex, default_airfields
 from models.alert import Alert, AlertStatus, DetectorInfo, EntityRef, Severity
 from models.configuring import bounds, config_hash
-from models.geo import equirectangular_m
+from models.geo import equirectangular_m, wrap_lon
 from models.position import FLAG_IMPLAUSIBLE, FLAG_NEW_SEGMENT, Position
 from models.units import DEG_TO_RAD, M_PER_DEG_LAT
 
@@ -169,7 +169,7 @@ class AirLoiterDetector:
         n = len(samples)
         c_lat = sum(s[1] for s in samples) / n
         lon0 = first[2]  # longitudes relative to the first sample's: an area across 180° has one centre
-        c_lon = _wrap(lon0 + sum(_wrap(s[2] - lon0) for s in samples) / n)
+        c_lon = wrap_lon(lon0 + sum(wrap_lon(s[2] - lon0) for s in samples) / n)
         radius = max(equirectangular_m(c_lat, c_lon, s[1], s[2]) for s in samples)
         needed = cfg.min_path_ratio if state.since_ts is None else cfg.keep_path_ratio
         if radius > cfg.max_radius_m or path < needed * radius:
@@ -213,7 +213,7 @@ class AirLoiterDetector:
     def _extend(state: AirLoiterState, s: Sample) -> None:
         state.south, state.north = min(state.south, s[1]), max(state.north, s[1])
         ref = (state.west + state.east) * 0.5
-        lon = ref + _wrap(s[2] - ref)
+        lon = ref + wrap_lon(s[2] - ref)
         state.west, state.east = min(state.west, lon), max(state.east, lon)
         alt = s[3]
         if alt == alt:  # not NaN
@@ -240,7 +240,7 @@ class AirLoiterDetector:
         state.emitted_end = state.end_ts
         duration = state.end_ts - state.since_ts
         path = state.end_path_m - state.start_path_m
-        lat, lon = (state.south + state.north) / 2, _wrap((state.west + state.east) / 2)
+        lat, lon = (state.south + state.north) / 2, wrap_lon((state.west + state.east) / 2)
         near = self.airfields.nearest(lat, lon)
         geo = self.env.geography
         known_alt = state.min_alt_ft <= state.max_alt_ft
@@ -282,8 +282,3 @@ class AirLoiterDetector:
 def _after(samples: list[Sample], ts: float) -> Sample:
     """The first sample after ``ts`` (the newest when none is)."""
     return next((s for s in samples if s[0] > ts), samples[-1])
-
-
-def _wrap(lon: float) -> float:
-    """A longitude or a difference of two, in [-180, 180)."""
-    return (lon + 180.0) % 360.0 - 180.0

@@ -51,7 +51,7 @@ from detectors.lifecycle import AlertDraft, due_status, emit, saturating
 from models.airfields import AirfieldIndex, default_airfields
 from models.alert import Alert, AlertStatus, DetectorInfo, EntityRef, Severity
 from models.configuring import bounds, config_hash
-from models.geo import bearing_deg
+from models.geo import bearing_deg, equirectangular_m, wrap_lon
 from models.position import FLAG_DERIVED_KINEMATICS, FLAG_IMPLAUSIBLE, FLAG_NEW_SEGMENT, Position
 from models.units import DEG_TO_RAD, M_PER_DEG_LAT
 
@@ -241,7 +241,7 @@ class AirOrbitDetector:
         if fix.course_deg is not None and not fix.flags & FLAG_DERIVED_KINEMATICS:
             return fix.course_deg
         dy = (fix.lat - state.pos_lat) * M_PER_DEG_LAT
-        dx = (fix.lon - state.pos_lon) * M_PER_DEG_LAT * math.cos(fix.lat * DEG_TO_RAD)
+        dx = wrap_lon(fix.lon - state.pos_lon) * M_PER_DEG_LAT * math.cos(fix.lat * DEG_TO_RAD)
         if dx * dx + dy * dy < MIN_MOVE_M * MIN_MOVE_M:
             return state.hdg if fix.ts - state.hdg_ts <= self.cfg.max_heading_gap_s else None
         return bearing_deg(state.pos_lat, state.pos_lon, fix.lat, fix.lon)
@@ -277,6 +277,10 @@ class AirOrbitDetector:
         lon_lo = lon_hi = lon_j
         for k in range(len(samples) - 2, -1, -1):
             ts, lat, lon, net, tot = samples[k][:5]
+            if lon - lon_j > 180.0:  # across the antimeridian: on the newest sample's side
+                lon -= 360.0
+            elif lon - lon_j < -180.0:
+                lon += 360.0
             if lat < lat_lo:
                 lat_lo = lat
             elif lat > lat_hi:
@@ -297,7 +301,8 @@ class AirOrbitDetector:
                 k_lon = M_PER_DEG_LAT * math.cos(lat_j * DEG_TO_RAD)
                 width = (lon_hi - lon_lo) * k_lon
                 height = (lat_hi - lat_lo) * k_lat
-                return k, 0.5 * (lat_lo + lat_hi), 0.5 * (lon_lo + lon_hi), 0.25 * (width + height), max(width, height)
+                centre_lon = wrap_lon(0.5 * (lon_lo + lon_hi))
+                return k, 0.5 * (lat_lo + lat_hi), centre_lon, 0.25 * (width + height), max(width, height)
         return None
 
     # --- episode --------------------------------------------------------------------
@@ -316,8 +321,8 @@ class AirOrbitDetector:
         first = samples[k]
         direction = 1 if samples[-1][3] > first[3] else -1
         if state.since_ts is not None:
-            e_lat, e_lon = state.sum_lat / state.laps, state.sum_lon / state.laps
-            far = _distance_m(e_lat, e_lon, c_lat, c_lon) > cfg.radius_m
+            e_lat, e_lon = state.sum_lat / state.laps, wrap_lon(state.sum_lon / state.laps)
+            far = equirectangular_m(e_lat, e_lon, c_lat, c_lon) > cfg.radius_m
             if far or direction != state.direction:
                 alerts += self._close(state)
         if state.since_ts is None:
@@ -334,6 +339,9 @@ class AirOrbitDetector:
         state.end_fix = samples[-1][7]
         state.laps += 1
         state.sum_lat += c_lat
+        if state.laps > 1:  # lap centres summed on the first one's side of the antimeridian (mean wrapped on use)
+            before = state.sum_lon / (state.laps - 1)
+            c_lon = before + wrap_lon(c_lon - before)
         state.sum_lon += c_lon
         state.sum_radius_m += radius
         if extent > state.max_extent_m:
@@ -436,7 +444,7 @@ class AirOrbitDetector:
         turns = self._turns(state)
         total = state.end_tot - state.start_tot
         ratio = abs(state.end_net - state.start_net) / total if total > 0 else 0.0
-        lat, lon = state.sum_lat / state.laps, state.sum_lon / state.laps
+        lat, lon = state.sum_lat / state.laps, wrap_lon(state.sum_lon / state.laps)
         speed, climb, thermalling = self._profile(state)
         near = self.airfields.nearest(lat, lon)
         evidence = {
@@ -479,10 +487,3 @@ def _sample(state: AirOrbitState, fix: Position) -> Sample:
     alt = fix.altitude_ft if fix.altitude_ft is not None else NAN
     speed = fix.speed_kn if fix.speed_kn is not None else NAN
     return (fix.ts, fix.lat, fix.lon, state.cum_net, state.cum_tot, alt, speed, state.nfix)
-
-
-def _distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Planar (equirectangular) distance: enough inside one orbit's radius."""
-    dy = (lat2 - lat1) * M_PER_DEG_LAT
-    dx = (lon2 - lon1) * M_PER_DEG_LAT * math.cos(0.5 * (lat1 + lat2) * DEG_TO_RAD)
-    return math.hypot(dx, dy)

@@ -60,7 +60,7 @@ from detectors.evidence import threshold_values, with_thresholds
 from detectors.lifecycle import AlertDraft, emit, saturating
 from models.alert import Alert, AlertStatus, DetectorInfo, EntityRef, Severity
 from models.configuring import bounds, config_hash
-from models.geo import haversine_m
+from models.geo import haversine_m, wrap_lon
 from models.position import FLAG_DERIVED_KINEMATICS, FLAG_IMPLAUSIBLE, FLAG_NEW_SEGMENT, Position
 from models.timeutil import to_iso
 from models.units import DEG_TO_RAD, KN_PER_MPS, M_PER_DEG_LAT
@@ -281,7 +281,7 @@ class SpoofingDetector:
         for i in range(8):
             a = i * math.pi / 4
             plat = max(-90.0, min(90.0, lat + dlat * math.sin(a)))
-            plon = (lon + dlon * math.cos(a) + 180.0) % 360.0 - 180.0
+            plon = wrap_lon(lon + dlon * math.cos(a))
             if not geo.on_land(plat, plon):
                 return False
         return True

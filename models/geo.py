@@ -42,6 +42,11 @@ def equirectangular_m(lat1: float, lon1: float, lat2: float, lon2: float) -> flo
     return M_PER_DEG_LAT * _sqrt(x * x + y * y)
 
 
+def wrap_lon(lon: float) -> float:
+    """A longitude, or a difference of two, in [-180, 180)."""
+    return (lon + 180.0) % 360.0 - 180.0
+
+
 def bearing_deg(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Initial true bearing from point 1 to point 2, 0–360°."""
     p1 = lat1 * DEG_TO_RAD

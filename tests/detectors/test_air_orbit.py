@@ -245,6 +245,23 @@ def test_a_steady_circle_is_one_orbit_with_its_centre_radius_and_turns() -> None
     assert alerts[0].id == alerts[1].id and [a.revision for a in alerts] == [1, 2]
 
 
+def test_a_circle_across_the_antimeridian_is_the_same_orbit() -> None:
+    # The steady circle moved onto 180° (Fiji): longitudes jump from 179.97 to -179.97 each lap.
+    det = AirOrbitDetector(AirOrbitConfig(), Environment())
+    here = run_direct(det, circle(T0, 900, 2000.0, 180.0), until=T0 + 900 + 3600)
+    moved = circle(T0, 900, 2000.0, 180.0)
+    for p in moved:
+        p.lon = (p.lon - LON0 + 360.0) % 360.0 - 180.0  # centre at 180°
+    assert any(p.lon < 0 for p in moved) and any(p.lon > 0 for p in moved)
+    there = run_direct(det, moved, until=T0 + 900 + 3600)
+    assert [a.status for a in there] == ["open", "closed"]
+    assert abs(abs(there[-1].lon) - 180.0) < 0.01
+    assert there[-1].evidence["direction"] == here[-1].evidence["direction"]
+    for key in ("turns", "radius_m", "net_total_turn_ratio"):
+        assert there[-1].evidence[key] == pytest.approx(here[-1].evidence[key], rel=0.01), key
+    assert (there[-1].start_ts, there[-1].end_ts) == (here[-1].start_ts, here[-1].end_ts)
+
+
 def test_anticlockwise_is_left() -> None:
     det = AirOrbitDetector(AirOrbitConfig(), Environment())
     alerts = run_direct(det, circle(T0, 600, 1500.0, 120.0, clockwise=False))
