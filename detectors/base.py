@@ -57,6 +57,7 @@ class TrackContext:
     """What the track engine knows of an entity besides its positions."""
 
     static: VesselStatic | None = None
+    interval_s: float | None = None  # from the track's previous accepted fix to this one (None: its first)
 
     @property
     def name(self) -> str | None:

@@ -7,6 +7,14 @@ it, and so do fixes whose AIS navigational status is one of ``excluded_nav_statu
 anchor, moored: ships waiting in an anchorage or made fast to a buoy or platform; the status
 is set by the crew, ``[]`` turns this off). A silence longer than ``max_gap_s`` also ends
 it: silence is not loitering.
+
+Except for a vessel whose reports are that sparse anyway: offshore, satellites may hear a
+vessel every 10–60 min, and then such a silence is its habit, not a silence. An episode
+allows ``interval_factor`` times the vessel's usual interval (the lower median of its last
+few intervals, the one before the episode included when it was at most
+``sparse_max_gap_s``), between ``max_gap_s`` and ``sparse_max_gap_s`` (1 h: Global Fishing
+Watch resamples tracks across gaps under 1 h). A vessel heard every few seconds keeps
+``max_gap_s``; ``longest_silence_s`` in the evidence says what an episode bridged.
 """
 
 from __future__ import annotations
@@ -26,8 +34,10 @@ from models.position import FLAG_DERIVED_KINEMATICS, FLAG_IMPLAUSIBLE, Position
 SPEED_BIN_KN = 0.1
 # evidence["thresholds"]: the config values an episode is judged against
 THRESHOLDS = (
-    "max_speed_kn", "min_duration_s", "max_gap_s", "break_after_s", "port_exclusion_m", "min_shore_distance_m",
+    "max_speed_kn", "min_duration_s", "max_gap_s", "sparse_max_gap_s", "interval_factor", "break_after_s",
+    "port_exclusion_m", "min_shore_distance_m",
 )  # fmt: skip
+INTERVALS = 5  # the usual interval: the lower median of an episode's last few
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,8 @@ class LoiteringConfig:
     max_speed_kn: float = field(default=2.0, metadata=bounds(0.1, 20))
     min_duration_s: float = field(default=3600.0, metadata=bounds(60, 7 * 86400))
     max_gap_s: float = field(default=1800.0, metadata=bounds(60, 86400))
+    sparse_max_gap_s: float = field(default=3600.0, metadata=bounds(60, 86400))
+    interval_factor: float = field(default=3.0, metadata=bounds(1, 100))
     break_after_s: float = field(default=600.0, metadata=bounds(0, 86400))
     update_every_s: float = field(default=1800.0, metadata=bounds(60, 86400))
     port_exclusion_m: float = field(default=3000.0, metadata=bounds(0, 100000))
@@ -61,6 +73,8 @@ class LoiteringState:
     hist: list[int] = field(default_factory=list)
     revision: int = 0
     emitted_end: float = 0.0
+    intervals: list[float] = field(default_factory=list)  # the episode's last report intervals
+    longest_s: float = 0.0  # longest interval the episode bridged
 
 
 class LoiteringDetector:
@@ -87,8 +101,12 @@ class LoiteringDetector:
         alerts: list[Alert] = []
         if state is None:
             state = LoiteringState(entity_id=fix.entity_id)
-        elif state.since_ts is not None and fix.ts - state.last_ts > cfg.max_gap_s:
-            alerts += self._close(state)
+        elif state.since_ts is not None:
+            gap = fix.ts - state.last_ts
+            if gap > self._allowed_gap_s(state):
+                alerts += self._close(state)
+            else:
+                _note_interval(state, gap)
         state.last_ts = fix.ts
         slow = fix.speed_kn <= cfg.max_speed_kn
         if slow and (fix.nav_status in self._anchored or self._excluded(fix)):
@@ -105,19 +123,28 @@ class LoiteringDetector:
             alerts += self._close(state)
         state.fast_since = None
         if state.since_ts is None:
-            self._begin(state, fix)
+            self._begin(state, fix, ctx.interval_s)
         self._extend(state, fix)
         alerts += self._maybe_emit(state, ctx)
         return state, alerts
 
     def expire(self, state: LoiteringState, watermark: float) -> tuple[LoiteringState | None, list[Alert]]:
-        if state.since_ts is not None and watermark - state.last_ts >= self.cfg.max_gap_s:
+        if state.since_ts is not None and watermark - state.last_ts >= self._allowed_gap_s(state):
             alerts = self._close(state)
             return None, alerts
         return (state if state.since_ts is not None else None), []
 
     def deadline(self, state: LoiteringState) -> float | None:
-        return state.last_ts + self.cfg.max_gap_s if state.since_ts is not None else None
+        return state.last_ts + self._allowed_gap_s(state) if state.since_ts is not None else None
+
+    def _allowed_gap_s(self, state: LoiteringState) -> float:
+        """The silence that ends the episode: ``max_gap_s``, longer for a sparse reporter."""
+        cfg = self.cfg
+        intervals = state.intervals
+        if not intervals or cfg.sparse_max_gap_s <= cfg.max_gap_s:
+            return cfg.max_gap_s
+        usual = sorted(intervals)[(len(intervals) - 1) // 2]
+        return max(cfg.max_gap_s, min(cfg.sparse_max_gap_s, cfg.interval_factor * usual))
 
     # --- episode --------------------------------------------------------------------
     def _excluded(self, fix: Position) -> bool:
@@ -127,8 +154,10 @@ class LoiteringDetector:
     def _idle(self, state: LoiteringState) -> LoiteringState | None:
         return state if state.since_ts is not None else None
 
-    def _begin(self, state: LoiteringState, fix: Position) -> None:
+    def _begin(self, state: LoiteringState, fix: Position, interval_s: float | None) -> None:
         state.since_ts = fix.ts
+        state.intervals = [] if interval_s is None or interval_s > self.cfg.sparse_max_gap_s else [interval_s]
+        state.longest_s = 0.0
         state.n = 0
         state.sum_lat = state.sum_lon = 0.0
         state.first_lat, state.first_lon = fix.lat, fix.lon
@@ -183,6 +212,7 @@ class LoiteringDetector:
             "positions": state.n,
             "radius_m": round(state.radius_m),
             "derived_speed_share": round(state.derived / state.n, 3),
+            "longest_silence_s": round(state.longest_s),
             "distance_to_shore_m": finite_or_none(geo.distance_to_shore_m(lat, lon)),
             "distance_to_port_m": finite_or_none(geo.distance_to_port_m(lat, lon)),
         }
@@ -202,3 +232,12 @@ class LoiteringDetector:
             evidence=evidence,
         )
         return emit(self.info, draft, state.revision, status)
+
+
+def _note_interval(state: LoiteringState, gap: float) -> None:
+    intervals = state.intervals
+    intervals.append(gap)
+    if len(intervals) > INTERVALS:
+        del intervals[0]
+    if gap > state.longest_s:
+        state.longest_s = gap

@@ -85,11 +85,14 @@ class TrackEngine:
         track = self.tracks.get(key)
         if track is None:
             track = self.tracks[key] = TrackState(det=[None] * len(self.detectors))
-        track.clean, reason = clean(track.clean, fix, self.cleaning)
+        before = track.clean
+        prev_ts = None if before is None else before.last_ts  # clean() updates its state in place
+        track.clean, reason = clean(before, fix, self.cleaning)
         if reason is not None:
             self.counts[reason] += 1
             return reason
         track.last_ts = fix.ts
+        track.ctx.interval_s = None if prev_ts is None else fix.ts - prev_ts
         # The track's deadline (see _deadline), folded into the detector loop: a detector's
         # state changes only in its own step, and detectors that do not apply to this
         # entity type never hold a state.

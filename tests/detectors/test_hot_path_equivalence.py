@@ -259,11 +259,13 @@ def _ref_process(engine: TrackEngine, fix: Position) -> str | None:
     track = engine.tracks.get(key)
     if track is None:
         track = engine.tracks[key] = TrackState(det=[None] * len(engine.detectors))
+    prev_ts = None if track.clean is None else track.clean.last_ts
     track.clean, reason = clean(track.clean, fix, engine.cleaning)
     if reason is not None:
         engine.counts[reason] += 1
         return reason
     track.last_ts = fix.ts
+    track.ctx.interval_s = None if prev_ts is None else fix.ts - prev_ts  # the report interval, for detectors
     for i in engine._applies[fix.entity_type]:
         track.det[i], _ = engine.detectors[i].step(track.det[i], fix, track.ctx)
     engine._schedule(key, track)

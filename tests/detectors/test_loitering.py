@@ -20,7 +20,6 @@ def t(hhmmss: str, day: str = "2020-06-04") -> float:
     return parse_iso(f"{day}T{hhmmss}Z")
 
 
-
 def only_loitering(settings: Settings, cfg: LoiteringConfig | None = None) -> list[LoiteringDetector]:
     env = Environment(zones=settings.zones)
     return [LoiteringDetector(cfg or LoiteringConfig(), env)]
@@ -68,6 +67,29 @@ def test_long_silence_is_not_loitering(settings: Settings) -> None:
     spec = [(m * MIN, 0.5) for m in range(0, 41, 2)] + [(m * MIN, 0.5) for m in range(340, 381, 2)]
     alerts = run_pipeline(_fixes(spec), settings, detectors=only_loitering(settings))
     assert alerts == []
+
+
+def test_vessel_heard_only_by_satellite_loiters_across_its_usual_intervals(settings: Settings) -> None:
+    # Offshore, heard every 40 min (satellite AIS) while it drifts at 0.5 kn for 4 h: its
+    # silences are its habit (3 x 40 min allowed, at most sparse_max_gap_s = 1 h), one episode
+    # from its second report (the first has no habit to judge the next silence by) to 14:00.
+    spec = [(m * MIN, 0.5) for m in range(-120, 241, 40)] + [(m * MIN, 9.0) for m in range(280, 400, 40)]
+    final = final_revisions(run_pipeline(_fixes(spec), settings, detectors=only_loitering(settings)))
+    assert [(a.kind, a.start_ts, a.end_ts) for a in final] == [("loitering", t("08:40:00"), t("14:00:00"))]
+    assert final[0].evidence["longest_silence_s"] == 2400
+    # Heard every 80 min, the silences are longer than the hour any vessel is allowed.
+    sparser = [(m * MIN, 0.5) for m in range(0, 481, 80)]
+    assert run_pipeline(_fixes(sparser), settings, detectors=only_loitering(settings)) == []
+    # Without the allowance (sparse_max_gap_s = max_gap_s), the 40-min track is no loitering either.
+    cfg = LoiteringConfig(sparse_max_gap_s=1800.0)
+    assert run_pipeline(_fixes(spec), settings, detectors=only_loitering(settings, cfg)) == []
+
+
+def test_a_silence_is_judged_against_the_vessels_own_habit(settings: Settings) -> None:
+    # Heard every 10 s, slow for 50 min, silent for 40 min, slow again for 50 min: the
+    # silence is 240 of its usual intervals and more than max_gap_s: two short spells, no alert.
+    spec = [(s, 0.5) for s in range(0, 3001, 10)] + [(s, 0.5) for s in range(5400, 8401, 10)]
+    assert run_pipeline(_fixes(spec), settings, detectors=only_loitering(settings)) == []
 
 
 def test_short_fast_blip_does_not_split_an_episode(settings: Settings) -> None:
