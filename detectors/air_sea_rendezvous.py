@@ -13,7 +13,10 @@ than ``max_aircraft_speed_kn``, not interpolated across more than ``max_gap_s`` 
 than ``airfield_exclusion_m`` from every airfield (``airportsdata``, :mod:`models.airfields`):
 circuits, approaches and aircraft on the ground never count. Vessel samples count when the
 vessel is at most ``max_vessel_speed_kn`` (5 kn: stopped, drifting, fishing, waiting: the
-target of a drop or a pick-up) and at sea (``port_exclusion_m``, ``min_shore_distance_m``).
+target of a drop or a pick-up) and at sea (``port_exclusion_m``, ``min_shore_distance_m``);
+they are interpolated across silences up to ``max_interp_gap_s`` (1 h), so a vessel heard
+only by satellite every 10–60 min is still there between its reports, as a partner and as
+the reason a spot is not dark.
 A ship passing at speed is neither the target nor a reason to call a spot "not dark" (in a
 shipping lane one always passes), and offering every vessel's every slot to the cells would
 cost a vessel replay 40 % of its throughput.
@@ -82,7 +85,7 @@ class AirSeaRendezvousConfig:
     port_exclusion_m: float = field(default=3000.0, metadata=bounds(0, 100000))
     min_shore_distance_m: float = field(default=1852.0, metadata=bounds(0, 500000))
     slot_s: float = field(default=60.0, metadata=bounds(10, 900))
-    max_interp_gap_s: float = field(default=600.0, metadata=bounds(0, 7200))
+    max_interp_gap_s: float = field(default=3600.0, metadata=bounds(0, 7200))
     update_every_s: float = field(default=1800.0, metadata=bounds(60, 86400))
     ship_stations_only: bool = True
     exempt_ship_types: tuple[int, ...] = OWN_SIDE_SHIP_TYPES

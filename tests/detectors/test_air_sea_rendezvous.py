@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 from detectors import state_codec
 from detectors.air_sea_rendezvous import AirSeaRendezvousConfig, AirSeaRendezvousDetector, HoldState
 from detectors.base import Environment, TrackContext
-from detectors.cell_engine import CellEngine
+from detectors.cell_engine import CellEngine, engine_timing
 from detectors.cells import Grid
 from detectors.pipeline import Pipeline
 from models.alert import Alert, validate_alert_wire
@@ -102,7 +102,8 @@ def geography(settings: Settings) -> ReferenceGeography:
 
 
 def engine(env: Environment, **cfg: object) -> CellEngine:
-    return CellEngine([AirSeaRendezvousDetector(AirSeaRendezvousConfig(**cfg), env)])  # type: ignore[arg-type]
+    detector = AirSeaRendezvousDetector(AirSeaRendezvousConfig(**cfg), env)  # type: ignore[arg-type]
+    return CellEngine([detector], timing=engine_timing([detector]))
 
 
 def air_sea(
@@ -179,6 +180,27 @@ def test_a_vessel_reporting_under_the_orbit_is_never_a_dark_target(settings: Set
     # Even a vessel that may not pair (law enforcement, ship type 55) shows the spot is not dark.
     cutter = VesselStatic(SHIP, t("00:00:00"), name="CUTTER", ship_type=55)
     assert air_sea([cutter, *scenario()], settings, Environment()) == []
+
+
+def test_a_vessel_heard_only_by_satellite_under_the_orbit_is_the_target(
+    settings: Settings, geography: ReferenceGeography
+) -> None:
+    # The same scenario with the vessel heard once every 30 min: interpolated between its
+    # reports, it is under the drone from 13:43 as before, so the spot is not "dark".
+    sparse, last = [], -math.inf
+    for item in scenario():
+        if isinstance(item, Position) and item.entity_type == "vessel":
+            if item.ts - last < 1800:
+                continue
+            last = item.ts
+        sparse.append(item)
+    env = Environment(geography=geography)
+    (alert,) = air_sea(sparse, settings, env)
+    assert ids(alert) == [("aircraft", DRONE), ("vessel", SHIP)] and alert.evidence["target"] == "vessel"
+    assert alert.start_ts == pytest.approx(t("13:43:00"), abs=2 * MIN)
+    # Not interpolated across its half-hour silences, it is seen under the drone at no slot.
+    (dark,) = air_sea(sparse, settings, env, max_interp_gap_s=600.0)
+    assert dark.evidence["target"] == "dark"
 
 
 # ----------------------------------------------------------------------- hard negatives
@@ -288,7 +310,7 @@ def test_batching_and_reordering_within_the_grace_period_never_change_the_alerts
         batched += cells.process(p, ctx)
         if (i + 1) % expire_every == 0:
             batched += cells.expire(p.ts - settings.pipeline.grace_s)
-    batched += cells.expire(recorded.fixes[-1].ts)
+    batched += cells.finish(recorded.fixes[-1].ts)  # the end of the input, as the pipeline's
     assert wire(batched) == wire(recorded.alerts)
 
 
