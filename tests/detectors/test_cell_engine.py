@@ -272,7 +272,8 @@ def test_a_pair_on_both_sides_of_a_cell_border_is_found_once() -> None:
 # ------------------------------------------------------------------ event time, batching
 
 
-def test_nothing_is_compared_before_the_slot_is_final() -> None:
+def side_by_side_for_15_min() -> tuple[CellEngine, Recorder]:
+    """Two vessels 100 m apart heard every 10 s from T0 to T0 + 15 min, in an engine with a 10-min lag."""
     rec = Recorder()
     engine = CellEngine([rec], timing=EngineTiming(slot_s=60.0, max_interp_gap_s=600.0))
     lat2, lon2 = destination(37.02, -76.02, 0.0, 100.0)
@@ -280,6 +281,11 @@ def test_nothing_is_compared_before_the_slot_is_final() -> None:
         fixes("367000001", T0, T0 + 900, 10, 37.02, -76.02), fixes("367000002", T0, T0 + 900, 10, lat2, lon2)
     ):
         engine.process(p, CTX)
+    return engine, rec
+
+
+def test_nothing_is_compared_before_the_slot_is_final() -> None:
+    engine, rec = side_by_side_for_15_min()
     engine.expire(T0 + 900)  # horizon 10:05: slots up to 10:05 are final
     assert max(ts for *_, ts, _ in rec.seen) == T0 + 300
     engine.expire(T0 + 1500)
@@ -288,13 +294,7 @@ def test_nothing_is_compared_before_the_slot_is_final() -> None:
 
 def test_end_of_input_makes_the_last_slots_final() -> None:
     # No fix can follow the end of the input, so its last slots need not wait for the lag.
-    rec = Recorder()
-    engine = CellEngine([rec], timing=EngineTiming(slot_s=60.0, max_interp_gap_s=600.0))
-    lat2, lon2 = destination(37.02, -76.02, 0.0, 100.0)
-    for p in merged(
-        fixes("367000001", T0, T0 + 900, 10, 37.02, -76.02), fixes("367000002", T0, T0 + 900, 10, lat2, lon2)
-    ):
-        engine.process(p, CTX)
+    engine, rec = side_by_side_for_15_min()
     engine.expire(T0 + 900)
     assert max(ts for *_, ts, _ in rec.seen) == T0 + 300
     engine.finish(T0 + 900)
