@@ -211,6 +211,14 @@ def test_honest_tracks_that_outrun_their_reported_speed_are_not_spoofing() -> No
     start = t("10:00:00")
     stuck = [Position("vessel", "224000002", start + k * 600, 25.0, -80.5 + k * 0.09, speed_kn=0.0) for k in range(30)]
     assert spoofing(run(stuck)) == []
+    # A water taxi with that fault, shuttling 3 km each way at 32 kn for an hour, heard every
+    # 10 s: no leg between two reports reaches mismatch_min_jump_m, so the track follows it.
+    taxi = []
+    for k in range(0, 3600, 10):
+        phase = (k % 360) / 180.0  # 0 → 1 out, 1 → 2 back
+        frac = phase if phase <= 1.0 else 2.0 - phase
+        taxi.append(Position("vessel", "224000003", start + k, 25.0, -80.5 + 0.0298 * frac, speed_kn=0.0))
+    assert spoofing(run(taxi)) == []
     # Two vessels 8 km apart at 15 min: 17 kn between them, within what a vessel can do.
     assert spoofing(run(_trawlers_sharing_an_mmsi(8.0))) == []
 
