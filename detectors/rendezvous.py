@@ -26,8 +26,11 @@ detector's samples across silences up to ``sparse_interp_gap_s`` (1 h: Global Fi
 resamples encounters across gaps under 1 h), and the other detectors' across their own
 limits. Interpolated tracks are less certain than heard ones (two fishing vessels working
 one ground may be interpolated side by side for a while), so the close time an episode
-needs grows from ``min_duration_s`` to ``sparse_min_duration_s`` (GFW's 2 h) with the share
-of its slots where a vessel was interpolated across more than ``max_interp_gap_s``.
+needs grows from ``min_duration_s`` towards ``sparse_min_duration_s`` (GFW's 2 h): each
+counted slot weighs how far its longer interpolation gap lies from ``max_interp_gap_s``
+(weight 0) to ``sparse_interp_gap_s`` (weight 1), and the mean weight sets the need. A
+meeting heard every 11 min needs little more than 15 min; every 30 min, about an hour;
+every hour, 2 h.
 
 - A **run** is counted slots whose gaps are at most ``max_interp_gap_s`` (a short drop-out
   or drift apart stays part of the run); its close time is last − first slot.
@@ -121,6 +124,7 @@ class RendezvousState:
     n: int = 0
     dense: int = 0  # counted slots where both vessels reported within DENSE_SLOTS slots
     sparse: int = 0  # counted slots where one was interpolated across more than max_interp_gap_s
+    sparse_weight: float = 0.0  # of those slots, summed: (gap - max_interp_gap_s) / (sparse - max) gap, at most 1
     sum_lat: float = 0.0
     sum_lon: float = 0.0
     min_dist_m: float = math.inf
@@ -155,6 +159,7 @@ class RendezvousDetector:
         self._speed_bins = int(cfg.max_speed_kn / SPEED_BIN_KN) + 1
         self._dist_bin_m = cfg.max_distance_m / DIST_BINS
         self._dense_gap_s = DENSE_SLOTS * cfg.slot_s
+        self._sparse_span_s = max(1.0, cfg.sparse_interp_gap_s - cfg.max_interp_gap_s)
         self._thresholds = threshold_values(cfg, THRESHOLDS)
 
     # --- protocol -------------------------------------------------------------------
@@ -210,6 +215,7 @@ class RendezvousDetector:
             state.dense += 1
         if gap > self.cfg.max_interp_gap_s:
             state.sparse += 1
+            state.sparse_weight += min(1.0, (gap - self.cfg.max_interp_gap_s) / self._sparse_span_s)
         state.sum_lat += (a.lat + b.lat) * 0.5
         state.sum_lon += (a.lon + b.lon) * 0.5  # pairs are at most a few km apart: no antimeridian wrap issue
         if distance_m < state.min_dist_m:
@@ -237,10 +243,10 @@ class RendezvousDetector:
         return []
 
     def _required_close_s(self, state: RendezvousState) -> float:
-        """``min_duration_s``, up to ``sparse_min_duration_s`` as the share of slots interpolated
-        across long silences grows: a meeting seen only by satellite must last GFW's 2 h."""
+        """``min_duration_s``, up to ``sparse_min_duration_s`` as its slots were interpolated
+        across longer silences: a meeting heard only every hour must last GFW's 2 h."""
         cfg = self.cfg
-        return cfg.min_duration_s + (cfg.sparse_min_duration_s - cfg.min_duration_s) * state.sparse / state.n
+        return cfg.min_duration_s + (cfg.sparse_min_duration_s - cfg.min_duration_s) * state.sparse_weight / state.n
 
     def _close(self, state: RendezvousState) -> list[Alert]:
         if state.revision == 0:

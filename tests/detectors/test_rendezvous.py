@@ -92,6 +92,38 @@ def test_offshore_encounter_is_reported_once(settings: Settings, geography: Refe
     assert alert.lat == pytest.approx(32.873, abs=0.01) and alert.lon == pytest.approx(-76.41, abs=0.01)
 
 
+def thinned(items: list[Position | VesselStatic], every_s: float) -> list[Position | VesselStatic]:
+    """Each vessel's fixes at least ``every_s`` apart: what a satellite receiver might hear of them."""
+    last: dict[str, float] = {}
+    out: list[Position | VesselStatic] = []
+    for item in items:
+        if isinstance(item, Position):
+            if item.entity_id in last and item.ts - last[item.entity_id] < every_s:
+                continue
+            last[item.entity_id] = item.ts
+        out.append(item)
+    return out
+
+
+@pytest.mark.parametrize("every_min", [11, 20, 30])
+def test_offshore_encounter_heard_only_now_and_then_is_still_found(
+    settings: Settings, geography: ReferenceGeography, every_min: int
+) -> None:
+    # The same encounter (12:05–13:39Z, 94 min) with each vessel heard only every 11, 20 or
+    # 30 min: interpolated across those silences it is still one alert over about the same span;
+    # the close time it needs grows with the silences (never reaching GFW's 2 h here).
+    env = Environment(geography=geography)
+    items = thinned(real_items(TEST_DATA / "rdv_us_coastal_303350200_367564890.csv.gz"), every_min * MIN)
+    (alert,) = rendezvous(items, settings, env)
+    assert ids(alert) == ["303350200", "367564890"]
+    assert alert.start_ts == pytest.approx(t("12:05:00"), abs=2 * every_min * MIN)  # within two reports
+    assert alert.end_ts == pytest.approx(t("13:39:00"), abs=2 * every_min * MIN)
+    assert alert.evidence["sparse_share"] > 0.9
+    assert 900 < alert.evidence["required_close_s"] < 7200
+    # Not interpolated across them (sparse_interp_gap_s = 0), the pair is lost.
+    assert rendezvous(items, settings, env, engine(env, sparse_interp_gap_s=0)) == []
+
+
 def test_meeting_interrupted_by_short_gaps_is_one_alert(settings: Settings, geography: ReferenceGeography) -> None:
     # Virginia Beach file, 2020-06-04: 367571480 and 367593210 lie together mid-bay (37.003N
     # 76.224W, 5.8 km from shore) 13:06–14:58Z, 15:18–15:53Z, 16:43–17:29Z and 19:43–20:04Z:
@@ -240,7 +272,7 @@ def test_transfer_heard_only_by_satellite_is_found(settings: Settings) -> None:
     assert alert.start_ts == pytest.approx(T0, abs=2 * MIN)
     assert alert.end_ts == pytest.approx(T0 + 3 * 3600, abs=3 * MIN)
     assert alert.evidence["sparse_share"] > 0.9
-    assert alert.evidence["required_close_s"] > 7000
+    assert alert.evidence["required_close_s"] == pytest.approx(3420, abs=100)  # 15 min + 0.4 × (2 h − 15 min)
     # Heard every 50 min, the same.
     (sparser,) = rendezvous(heard_by_satellite(3.0, every_s=3000.0), settings, Environment())
     assert sparser.start_ts == pytest.approx(T0, abs=2 * MIN)
@@ -259,18 +291,22 @@ def test_sparse_settings_are_checked() -> None:
     assert RendezvousConfig(sparse_interp_gap_s=0.0).sparse_interp_gap_s == 0.0
 
 
-def test_a_meeting_seen_only_by_satellite_must_last_two_hours(settings: Settings) -> None:
+def test_a_meeting_heard_only_now_and_then_must_last_longer(settings: Settings) -> None:
     # Interpolated tracks are less certain than heard ones: two fishing vessels working the
-    # same ground could be interpolated side by side for a while. Sparse evidence needs GFW's
-    # 2 h (sparse_min_duration_s); the same 90 min heard every minute is a rendezvous.
-    assert rendezvous(heard_by_satellite(1.5), settings, Environment()) == []
-    (dense,) = rendezvous(heard_by_satellite(1.5, every_s=60.0), settings, Environment())
-    assert dense.evidence["sparse_share"] == 0.0
-    assert dense.end_ts == pytest.approx(T0 + 1.5 * 3600, abs=3 * MIN)
-    (relaxed,) = rendezvous(
-        heard_by_satellite(1.5), settings, Environment(), engine(Environment(), sparse_min_duration_s=3600)
-    )
-    assert relaxed.end_ts == pytest.approx(T0 + 1.5 * 3600, abs=3 * MIN)
+    # same ground could be interpolated side by side for a while. The close time needed grows
+    # with the silences interpolated across: heard every 30 min, about an hour; every hour,
+    # GFW's 2 h (sparse_min_duration_s). The same 45 min heard every minute is a rendezvous.
+    assert rendezvous(heard_by_satellite(0.75), settings, Environment()) == []
+    (dense,) = rendezvous(heard_by_satellite(0.75, every_s=60.0), settings, Environment())
+    assert dense.evidence["sparse_share"] == 0.0 and dense.evidence["required_close_s"] == 900
+    (half_hourly,) = rendezvous(heard_by_satellite(1.5), settings, Environment())
+    assert half_hourly.end_ts == pytest.approx(T0 + 1.5 * 3600, abs=3 * MIN)
+    assert rendezvous(heard_by_satellite(1.5, every_s=3600.0), settings, Environment()) == []
+    (hourly,) = rendezvous(heard_by_satellite(3.0, every_s=3600.0), settings, Environment())
+    assert hourly.evidence["required_close_s"] == pytest.approx(7200, abs=100)
+    relaxed = engine(Environment(), sparse_min_duration_s=3600)
+    (early,) = rendezvous(heard_by_satellite(1.5, every_s=3600.0), settings, Environment(), relaxed)
+    assert early.start_ts == pytest.approx(T0, abs=3 * MIN)
 
 
 def test_a_meeting_at_the_end_of_the_input_is_reported(settings: Settings) -> None:
