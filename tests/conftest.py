@@ -46,6 +46,19 @@ def real_track(name: str) -> list[Position]:
     return [i for i in MarineCadastreDecoder(str(path)).decode(read_lines(path)) if isinstance(i, Position)]
 
 
+def thinned(items: Iterable[Position | VesselStatic], every_s: float) -> list[Position | VesselStatic]:
+    """Each entity's fixes at least ``every_s`` apart: what a satellite receiver might hear of a track."""
+    last: dict[str, float] = {}
+    out: list[Position | VesselStatic] = []
+    for item in items:
+        if isinstance(item, Position):
+            if item.entity_id in last and item.ts - last[item.entity_id] < every_s:
+                continue
+            last[item.entity_id] = item.ts
+        out.append(item)
+    return out
+
+
 def run_pipeline(
     records: Iterable[Position | VesselStatic],
     settings: Settings,

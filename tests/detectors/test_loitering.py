@@ -11,7 +11,7 @@ from detectors.loitering import LoiteringConfig, LoiteringDetector
 from models.position import Position
 from models.settings import Settings
 from models.timeutil import parse_iso
-from tests.conftest import final_revisions, real_track, run_pipeline
+from tests.conftest import final_revisions, real_track, run_pipeline, thinned
 
 MIN = 60.0
 
@@ -83,6 +83,22 @@ def test_vessel_heard_only_by_satellite_loiters_across_its_usual_intervals(setti
     # Without the allowance (sparse_max_gap_s = max_gap_s), the 40-min track is no loitering either.
     cfg = LoiteringConfig(sparse_max_gap_s=1800.0)
     assert run_pipeline(_fixes(spec), settings, detectors=only_loitering(settings, cfg)) == []
+
+
+def test_real_stops_heard_every_half_hour_are_still_found(settings: Settings) -> None:
+    # The two stops of 367584050 (12:52–15:47Z and 17:23–20:13Z) with the vessel heard only
+    # once every 30 min: each silence is its habit, so both are still reported, within two
+    # reports of the full track's spans. With a silence always ending the episode, neither is.
+    track = thinned(real_track("vb_367584050_2020-06-04.csv.gz"), 30 * MIN)
+    final = final_revisions(run_pipeline(track, settings, detectors=only_loitering(settings)))
+    spans = [(a.start_ts, a.end_ts) for a in final]
+    expected = [(t("12:52:14"), t("15:47:03")), (t("17:23:11"), t("20:13:20"))]
+    assert len(spans) == 2
+    for (start, end), (want_start, want_end) in zip(spans, expected, strict=True):
+        assert start == pytest.approx(want_start, abs=60 * MIN) and end == pytest.approx(want_end, abs=60 * MIN)
+    assert all(a.evidence["longest_silence_s"] >= 30 * MIN for a in final)
+    cfg = LoiteringConfig(sparse_max_gap_s=1800.0)
+    assert run_pipeline(track, settings, detectors=only_loitering(settings, cfg)) == []
 
 
 def test_a_silence_is_judged_against_the_vessels_own_habit(settings: Settings) -> None:

@@ -31,7 +31,7 @@ from models.timeutil import parse_iso
 from models.units import MPS_PER_KN
 from models.zones import Zone, ZoneIndex
 from streams.sources.marinecadastre import MarineCadastreDecoder
-from tests.conftest import TEST_DATA, final_revisions, read_lines, run_pipeline
+from tests.conftest import TEST_DATA, final_revisions, read_lines, run_pipeline, thinned
 from tests.detectors.test_cell_engine import destination, fixes, merged
 
 MIN = 60.0
@@ -90,19 +90,6 @@ def test_offshore_encounter_is_reported_once(settings: Settings, geography: Refe
     assert ev["distance_to_shore_m"] > 100_000
     assert ev["duration_s"] == pytest.approx(alert.end_ts - alert.start_ts, abs=1)
     assert alert.lat == pytest.approx(32.873, abs=0.01) and alert.lon == pytest.approx(-76.41, abs=0.01)
-
-
-def thinned(items: list[Position | VesselStatic], every_s: float) -> list[Position | VesselStatic]:
-    """Each vessel's fixes at least ``every_s`` apart: what a satellite receiver might hear of them."""
-    last: dict[str, float] = {}
-    out: list[Position | VesselStatic] = []
-    for item in items:
-        if isinstance(item, Position):
-            if item.entity_id in last and item.ts - last[item.entity_id] < every_s:
-                continue
-            last[item.entity_id] = item.ts
-        out.append(item)
-    return out
 
 
 @pytest.mark.parametrize("every_min", [11, 20, 30])
