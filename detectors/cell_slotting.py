@@ -26,7 +26,7 @@ from detectors import state_codec
 from detectors.base import TrackContext
 from detectors.cell_records import DARK, REAPPEAR, Note, SampleNote, SilenceNote
 from detectors.cell_timing import EngineTiming
-from detectors.cells import AreaDetector, Grid, PairDetector, Sample, Silence, sample_key
+from detectors.cells import AreaDetector, Grid, PairDetector, Sample, Silence, sample_key, split_sample_key
 from models.alert import Alert
 from models.position import FLAG_IMPLAUSIBLE, FLAG_NEW_SEGMENT, EntityType, Position
 
@@ -288,7 +288,7 @@ class EntityStage:
         return max(self._silence_s, self._interval_factor * usual)
 
     def _silence(self, st: EntityState) -> Silence:
-        etype, _, eid = st.key.partition(":")
+        etype, eid = split_sample_key(st.key)
         typ: EntityType = "aircraft" if etype == "aircraft" else "vessel"
         return Silence(st.key, typ, eid, st.name, st.ts, st.lat, st.lon, st.speed_kn, fixes=st.fixes)
 

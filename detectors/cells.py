@@ -128,6 +128,12 @@ def sample_key(entity_type: str, entity_id: str) -> str:
     return f"{entity_type}:{entity_id}"
 
 
+def split_sample_key(key: str) -> tuple[str, str]:
+    """(entity type, entity id) of a :func:`sample_key`."""
+    etype, _, eid = key.partition(":")
+    return etype, eid
+
+
 def is_ship_station(entity_id: str) -> bool:
     """An MMSI of a ship station (200000000–799999999): not a buoy, net marker, base station or SAR craft."""
     return len(entity_id) == 9 and entity_id.isdigit() and "2" <= entity_id[0] <= "7"

@@ -47,7 +47,7 @@ import orjson
 from detectors import state_codec
 from detectors.base import CellEngineLike, Environment, TrackDetector
 from detectors.cell_slotting import EntityStage, SlottingOnly
-from detectors.cells import sample_key
+from detectors.cells import sample_key, split_sample_key
 from detectors.pipeline import NoCells, Pipeline
 from detectors.track_engine import TrackKey
 from models.alert import Alert
@@ -355,9 +355,9 @@ class PartitionEngine:
             # whose track was forgotten first (a time to live shorter than the stage's memory)
             # goes into the stage-1 value instead, at every flush while it lasts.
             for ekey in slotting.take_dirty():
-                etype, _, ident = ekey.partition(":")
-                if (etype, ident) in tracks:
-                    changed.add((etype, ident))
+                track_key = split_sample_key(ekey)
+                if track_key in tracks:
+                    changed.add(track_key)
                     self._orphans.discard(ekey)
                 elif ekey in slotting.entities:
                     self._orphans.add(ekey)

@@ -12,6 +12,8 @@ from typing import IO
 import orjson
 
 from models.errors import InputError, UnknownFormatError
+from streams.sources.aircolumns import OPENSKY_REQUIRED
+from streams.sources.aircolumns import REQUIRED as AIRCRAFT_REQUIRED
 from streams.sources.aircsv import AircraftCsvDecoder
 from streams.sources.airjsonl import AircraftJsonLinesDecoder
 from streams.sources.aiscolumns import REQUIRED as AIS_REQUIRED
@@ -100,7 +102,7 @@ def detect_format(first_lines: list[str], source: str) -> str:
         header = {h.strip() for h in text.split(",")}
         if set(AIS_REQUIRED) <= header:  # MarineCadastre names its columns as aiscolumns does
             return "marinecadastre"
-        if {"timestamp", "icao24", "latitude", "longitude"} <= header or {"time", "icao24", "lat", "lon"} <= header:
+        if set(AIRCRAFT_REQUIRED) <= header or set(OPENSKY_REQUIRED) <= header:
             return "aircraft_csv"  # traffic's columns, or OpenSky's state-vector dumps
         if is_ais_header(text):
             return "ais_csv"
