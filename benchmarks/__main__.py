@@ -92,6 +92,7 @@ def run_one(name: str, args: argparse.Namespace) -> list[Figure]:
 
 
 TARGET_RATE = 300_000  # issue 3: positions/s on one core, MarineCadastre CSV through loitering
+FULL_SET_TARGET_RATE = 200_000  # issue 4: the full default detector set, positions/s on one core
 
 
 STREAM_TARGET_RATIO = 10.0  # issue 6: the worker against a plain faust agent, same run
@@ -128,16 +129,21 @@ def headline(figures: Sequence[Figure]) -> list[str]:
     stream = streaming_headline(figures)
     if stream:
         stream = ["", *stream]
+    lines: list[str] = []
     for f in figures:
-        if f.bench == "replay_ais" and f.case == "decode + clean + loitering" and not f.skipped:
-            verdict = "reached" if f.rate >= TARGET_RATE else f"not reached: {f.rate / TARGET_RATE:.0%} of it"
-            ratio = f", {f.ratio:.3f} of the floor" if f.ratio else ""
-            return [
-                "",
-                f"MarineCadastre CSV through loitering: {f.rate:,.0f} positions/s on one core{ratio} "
-                f"(target {TARGET_RATE:,}: {verdict})",
-                *stream[1:],
-            ]
+        if f.bench != "replay_ais" or f.skipped:
+            continue
+        if f.case == "decode + clean + loitering":
+            what, target = "MarineCadastre CSV through loitering", TARGET_RATE
+        elif f.case == "full default detector set":
+            what, target = "MarineCadastre CSV through the full default detector set", FULL_SET_TARGET_RATE
+        else:
+            continue
+        verdict = "reached" if f.rate >= target else f"not reached: {f.rate / target:.0%} of it"
+        ratio = f", {f.ratio:.3f} of the floor" if f.ratio else ""
+        lines.append(f"{what}: {f.rate:,.0f} positions/s on one core{ratio} (target {target:,}: {verdict})")
+    if lines:
+        return ["", *lines, *stream[1:]]
     return stream
 
 

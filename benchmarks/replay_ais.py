@@ -8,8 +8,12 @@ no processing) is the ceiling any stage can reach; each stage adds one step:
     clean        + pipeline: reorder buffer, per-track cleaning, track engine (no detectors)
     loitering    + the loitering detector (reference geography, as `vigiamar replay` loads it)
     loitering, no geography   the same without ports/shoreline look-ups
-    full default + every detector the registry enables (and the cell engine when the pipeline wires one);
-                 run once (it is the slow one), the others keep the best of ``repeat``
+    per-track set   + every per-track detector the registry enables, no pairwise detection
+    per-track set + X   the same and one cell-engine detector X alone (rendezvous, dark_rendezvous,
+                 air_sea_rendezvous): what each pairwise detector costs a position, shown apart
+    full default + every detector the registry enables (and the cell engine when the pipeline wires one)
+                 the detector sets run once each (they are the slow ones), the others keep the best
+                 of ``repeat``
     columnar sketch   not the pipeline: numpy decode (``np.loadtxt``) of the four core columns,
                  per-track sort and vectorised distance / implied speed / slow mask, i.e. the
                  kernels a columnar path would run; it shows the ceiling such a path could reach
@@ -26,11 +30,12 @@ from pathlib import Path
 
 from benchmarks import SAMPLES, SHARED_DATA, Figure, best_of, data_file, input_lines
 from detectors.base import Environment
-from detectors.pipeline import Pipeline
+from detectors.pipeline import NoCells, Pipeline
 from models.position import Reject
 from models.settings import Settings, load_settings
 
 NAME = "replay_ais"
+TRACK_SET = "per-track set (no pairwise)"
 
 
 def default_input() -> Path:
@@ -125,7 +130,8 @@ def reference_environment(settings: Settings) -> Environment:
 
 def pipeline_factories(settings: Settings, env: Environment) -> list[tuple[str, Callable[[], Pipeline]]]:
     """(case, factory) for every pipeline stage, cheapest first."""
-    from detectors.registry import TRACK_DETECTORS, detector_configs
+    from detectors.cell_engine import CellEngine, engine_timing
+    from detectors.registry import TRACK_DETECTORS, build_pair_detectors, detector_configs
 
     configs = detector_configs(settings.detectors, str(settings.path))
     bare_env = Environment(zones=settings.zones)
@@ -142,17 +148,31 @@ def pipeline_factories(settings: Settings, env: Environment) -> list[tuple[str, 
     def full() -> Pipeline:
         return Pipeline(settings, env)
 
+    def track_and(pairwise: str | None) -> Callable[[], Pipeline]:
+        def make() -> Pipeline:  # every enabled per-track detector, and one cell-engine detector
+            if pairwise is None:
+                return Pipeline(settings, env, cells=NoCells())
+            pair, area = build_pair_detectors(settings.detectors, env, str(settings.path))
+            pair = [d for d in pair if d.name == pairwise]
+            area = [a for a in area if a.name == pairwise]
+            return Pipeline(settings, env, cells=CellEngine(pair, area, engine_timing(pair)))
+
+        return make
+
+    pairwise = [d.name for group in build_pair_detectors(settings.detectors, env, str(settings.path)) for d in group]
     return [
         ("decode + clean (pipeline, no detectors)", only((), env)),
         ("decode + clean + loitering", only(("loitering",), env)),
         ("decode + clean + loitering, no geography", only(("loitering",), bare_env)),
+        (TRACK_SET, track_and(None)),
+        *[(f"per-track set + {name}", track_and(name)) for name in pairwise],
         ("full default detector set", full),
     ]
 
 
 def describe(pipeline: Pipeline) -> str:
     names = [d.name for d in pipeline.detectors]
-    if pipeline.cells is not None:
+    if pipeline.cells is not None and not isinstance(pipeline.cells, NoCells):
         names.append(type(pipeline.cells).__name__)
     return "detectors: " + (", ".join(names) or "none")
 
@@ -169,17 +189,23 @@ def run(path: Path | None = None, *, limit: int | None = None, repeat: int = 2) 
     for case, make in stages:
         cases.append((case, partial(through_pipeline, path, make, limit)))
     cases.append(("columnar sketch: numpy decode + track kinematics", partial(columnar_sketch, path, limit)))
-    repeats = [repeat] * len(cases)
-    repeats[-2] = 1  # the full default set: by far the slowest
+    slow = next(i for i, (case, _) in enumerate(cases) if case == TRACK_SET)
+    repeats = [repeat] * slow + [1] * (len(cases) - slow)  # every detector set: by far the slowest
+    repeats[-1] = repeat  # the columnar sketch
     first: list[float] = []
     timings = best_of([fn for _, fn in cases], repeats, first)
     positions = timings[1][1]
     floor_rate = positions / timings[0][0] if timings[0][0] > 0 else None
     figures: list[Figure] = []
     previous_us: float | None = None
+    track_us: float | None = None
     for (case, _), (seconds, _count) in zip(cases, timings, strict=True):
         fig = Figure(NAME, case, positions, seconds, floor_rate)
-        if previous_us is not None and case.startswith("decode"):
+        if case == TRACK_SET:
+            track_us = fig.us_per_position
+        elif track_us is not None and case.startswith("per-track set + "):
+            fig.note = f"+{fig.us_per_position - track_us:.2f} us/pos over the per-track set alone"
+        elif previous_us is not None and case.startswith("decode"):
             if not case.endswith("no geography"):
                 fig.note = f"+{fig.us_per_position - previous_us:.2f} us/pos over the previous stage"
                 previous_us = fig.us_per_position
@@ -191,7 +217,11 @@ def run(path: Path | None = None, *, limit: int | None = None, repeat: int = 2) 
     if repeat > 1 and positions:
         # the first run also builds the reference geography's cell memo, as `vigiamar replay` does
         loitering.note += f"; first run (cold geography) {positions / first[3]:,.0f} pos/s"
-    figures[-2].note = describe(stages[-1][1]())
+    full = figures[-2]
+    full.note = describe(stages[-1][1]())
+    if track_us is not None:
+        full.note = f"+{full.us_per_position - track_us:.2f} us/pos over the per-track set alone; {full.note}"
+        figures[slow].note = describe(dict(stages)[TRACK_SET]())
     sketch = figures[-1]
     if timings[-1][1] == 0:
         sketch.positions, sketch.seconds, sketch.note = 0, 0.0, "the input is not a plain 4-column CSV numpy reads"

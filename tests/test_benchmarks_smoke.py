@@ -35,6 +35,9 @@ def test_replay_ais_on_a_few_hundred_rows() -> None:
     _check(figures)
     cases = [f.case for f in figures]
     assert cases[0].startswith("floor") and any("loitering" in c for c in cases) and any("full" in c for c in cases)
+    # the cost of each pairwise detector shows apart: the per-track set alone, then with each one
+    assert replay_ais.TRACK_SET in cases and "per-track set + rendezvous" in cases
+    assert "over the per-track set alone" in figures[cases.index("per-track set + rendezvous")].note
     assert {f.positions for f in figures if not f.skipped} == {300}
     assert figures[0].ratio == pytest.approx(1.0)
 
