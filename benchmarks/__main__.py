@@ -13,6 +13,7 @@ examples:
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import platform
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import NAMES, Figure, format_table
+from streams.runtime import GC_ENV, tune_gc
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,12 +156,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark {unknown[0]!r} (known: {', '.join(NAMES)})")
     names = args.names or list(NAMES)
+    gen0 = tune_gc()[0], gc.get_threshold()[0]  # as every vigiamar command runs (streams.runtime)
     if args.profile:
         from benchmarks.replay_ais import profile
 
         profile(args.input, limit=args.limit)
         return 0
-    print(f"vigiamar benchmarks — Python {platform.python_version()} on {platform.machine()}, {platform.node()}")
+    print(
+        f"vigiamar benchmarks — Python {platform.python_version()} on {platform.machine()}, {platform.node()}; "
+        f"collector's young threshold {gen0[1]:,} (was {gen0[0]:,}; ${GC_ENV} sets it)"
+    )
     all_figures: list[Figure] = []
     for name in names:
         started = time.perf_counter()

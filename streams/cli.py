@@ -17,6 +17,7 @@ from models.alert import Alert
 from models.errors import VigiamarError
 from models.position import Reject
 from models.settings import DEFAULT_CONFIG, Settings, load_settings
+from streams.runtime import tune_gc
 from streams.sources.registry import FORMATS
 
 EXIT_USAGE = 2
@@ -84,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        tune_gc()
         if args.command == "replay":
             return cmd_replay(args)
         if args.command == "config":
