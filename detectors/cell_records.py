@@ -18,8 +18,10 @@ sends one copy of it to each partition of the ``cells`` topic that holds one of 
   partitions, what the first cell's markers already reported (their companions are not
   reported again by the second).
 
-Wire forms are dicts of plain values (``orjson`` writes them); :func:`note_from_wire` reads any
-of them back. Detector state inside :class:`PairStates` goes through :mod:`detectors.state_codec`.
+Wire forms are plain values (``orjson`` writes them): a sample note is a compact list (it is
+the commonest by far), every other note a dict; :func:`note_from_wire` reads any of them back,
+and the dict form of sample notes that earlier versions wrote. Detector state inside
+:class:`PairStates` goes through :mod:`detectors.state_codec`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 from detectors import state_codec
 from detectors.cells import Sample, Silence
 from models.errors import DecodeError
+from models.position import ENTITY_TYPES, EntityType
 
 # Agenda phases at one event time: compare the slot, then silences, then deadlines.
 SLOT, DARK, REAPPEAR, DUE = 0, 1, 2, 3
@@ -43,14 +46,48 @@ def _float(v: Any) -> float:
     return out
 
 
-def sample_to_wire(s: Sample) -> dict[str, Any]:
-    return {
-        "k": s.key, "e": s.etype, "i": s.eid, "ts": s.ts, "lat": s.lat, "lon": s.lon, "v": s.speed_kn,
-        "h": s.home, "g": s.gap_s, "n": s.name, "st": s.ship_type, "ns": s.nav_status, "alt": s.altitude_ft,
-    }  # fmt: skip
+_ENTITY_TYPES: dict[str, EntityType] = {t: t for t in ENTITY_TYPES}
 
 
-def sample_from_wire(d: dict[str, Any]) -> Sample:
+def _fast_float(v: Any) -> float:
+    """:func:`_float`, without the conversion for what ``orjson`` already read as a float (never NaN)."""
+    return v if type(v) is float and v - v == 0.0 else _float(v)
+
+
+def _int(v: Any) -> int:
+    if type(v) is not int:  # a cell id, channel or detector index: only ever written as an integer
+        raise TypeError(f"expected an integer, got {v!r}")
+    return v
+
+
+def _ints(vs: Any) -> list[int]:
+    if type(vs) is not list or not all(type(v) is int for v in vs):
+        raise TypeError(f"expected a list of cell ids, got {vs!r}")
+    return vs
+
+
+def sample_to_wire(s: Sample) -> list[Any]:
+    """Compact form: the fields in a fixed order (the entity type and id are in the key)."""
+    return [s.key, s.ts, s.lat, s.lon, s.speed_kn, s.home, s.gap_s, s.name, s.ship_type, s.nav_status, s.altitude_ft]
+
+
+def sample_from_wire(w: Any) -> Sample:
+    """A sample from :func:`sample_to_wire`'s list, or from the dict an earlier version wrote."""
+    if isinstance(w, dict):
+        return _sample_from_dict(w)
+    key, ts, lat, lon, v, home, gap, name, ship_type, nav_status, alt = w
+    prefix, sep, eid = key.partition(":")
+    etype = _ENTITY_TYPES.get(prefix) if sep else None
+    if etype is None:
+        raise ValueError(f"not an entity key: {key!r}")
+    return Sample(
+        key, etype, eid, _fast_float(ts), _fast_float(lat), _fast_float(lon),
+        None if v is None else _fast_float(v), _int(home), _fast_float(gap), name, ship_type, nav_status,
+        None if alt is None else _fast_float(alt),
+    )  # fmt: skip
+
+
+def _sample_from_dict(d: dict[str, Any]) -> Sample:
     v, alt = d["v"], d.get("alt")
     return Sample(
         str(d["k"]), d["e"], str(d["i"]), _float(d["ts"]), _float(d["lat"]), _float(d["lon"]),
@@ -89,12 +126,10 @@ class SampleNote:
         out += [src for _, src, _, _ in self.handoffs if src not in out]
         return out
 
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "s": sample_to_wire(self.sample),
-            "d": [[ch, cids] for ch, cids in self.deliveries],
-            "ho": [list(h) for h in self.handoffs],
-        }
+    def to_wire(self) -> list[Any]:
+        """``[sample, deliveries, handoffs]``: a list, where every other note is a dict (the
+        commonest note by far, so the compact form: about half the bytes, and quicker to read)."""
+        return [sample_to_wire(self.sample), self.deliveries, self.handoffs]
 
 
 @dataclass(slots=True)
@@ -162,7 +197,14 @@ Note = SampleNote | SilenceNote | PairStates | Closed
 def note_from_wire(d: Any) -> Note:
     """Any note or relay from its wire form. Raises :class:`DecodeError`."""
     try:
-        if "s" in d:
+        if type(d) is list:
+            sample, deliveries, handoffs = d
+            return SampleNote(
+                sample_from_wire(sample),
+                [(_int(ch), _ints(cids)) for ch, cids in deliveries],
+                [(_int(i), _int(a), _int(b), _fast_float(t)) for i, a, b, t in handoffs],
+            )
+        if "s" in d:  # the dict form of an earlier version
             return SampleNote(
                 sample_from_wire(d["s"]),
                 [(int(ch), [int(c) for c in cids]) for ch, cids in d["d"]],
@@ -176,6 +218,6 @@ def note_from_wire(d: Any) -> Note:
         if "cl" in d:
             done = {int(j): [str(k) for k in keys] for j, keys in d["done"]}
             return Closed(str(d["cl"]), _float(d["t1"]), _float(d["t2"]), int(d["h2"]), done)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DecodeError("bad_cell_note", repr(exc)) from exc
     raise DecodeError("bad_cell_note", "unknown note")

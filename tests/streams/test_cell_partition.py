@@ -18,6 +18,7 @@ import pytest
 
 from detectors.base import Environment
 from detectors.cell_engine import build_cell_engine
+from detectors.cell_records import SampleNote, note_from_wire
 from detectors.cell_slotting import EntityStage, SlottingOnly
 from detectors.pipeline import Pipeline
 from detectors.routing import Router
@@ -250,10 +251,50 @@ def test_a_cells_message_out_of_range_is_rejected_whole(settings: Settings) -> N
         pipeline.push(pos)
     (_, _, good), *_ = CellRouter("positions.vessel/0", 1).messages(stage.drain())
     seq, note = good["notes"][0]
-    for bad in ("nan", "inf", float("nan")):
-        broken = {**good, "notes": [[seq, {**note, "s": {**note["s"], "ts": bad}}]]}
+    sample, deliveries, handoffs = note  # the compact form: [sample fields, deliveries, handoffs]
+    broken_samples = [
+        [*sample[:1], bad, *sample[2:]] for bad in ("nan", "inf", float("nan"), float("inf"), None, "x")
+    ]  # the slot time
+    broken_samples += [
+        ["367000001", *sample[1:]],  # a key without its entity type
+        ["ship:367000001", *sample[1:]],  # an entity type there is not
+        [None, *sample[1:]],
+        sample[:-1],  # a field short
+        [*sample[:5], "home", *sample[6:]],  # the home cell
+    ]
+    for bad_sample in broken_samples:
         with pytest.raises(DecodeError):
-            e.deliver(broken)
+            e.deliver({**good, "notes": [[seq, [bad_sample, deliveries, handoffs]]]})
+    for bad_deliveries in ([[99, [1]]], [[0, "12"]], [[0, [1.5]]], "x"):
+        with pytest.raises(DecodeError):
+            e.deliver({**good, "notes": [[seq, [sample, bad_deliveries, handoffs]]]})
     with pytest.raises(DecodeError):
-        e.deliver({**good, "notes": [[seq, {**note, "d": [[99, [1]]]}]]})
+        e.deliver({**good, "notes": [[seq, [sample, deliveries]]]})
     assert e.stage.cells == {} and e.applied == {}  # nothing of a rejected message was applied
+
+
+def test_sample_notes_in_the_dict_form_of_earlier_versions_still_read(settings: Settings) -> None:
+    """A cells topic written before the compact form (a rolling upgrade) is read as it was."""
+    probe = build_cell_engine(settings.detectors, Environment())
+    assert probe is not None
+    stage = EntityStage(probe.pair_detectors, probe.area_detectors, probe.timing, probe.grid)
+    pipeline = Pipeline(settings, Environment(), detectors=[], cells=SlottingOnly(stage))
+    for pos in fixes("367000001", T0, T0 + 600, 60, 36.9, -75.5, speed_kn=0.5):
+        pipeline.push(pos)
+    notes = [n for n in stage.drain() if isinstance(n, SampleNote)]
+    assert notes
+    for note in notes:
+        s = note.sample
+        old = {
+            "s": {
+                "k": s.key, "e": s.etype, "i": s.eid, "ts": s.ts, "lat": s.lat, "lon": s.lon, "v": s.speed_kn,
+                "h": s.home, "g": s.gap_s, "n": s.name, "st": s.ship_type, "ns": s.nav_status, "alt": s.altitude_ft,
+            },
+            "d": [[ch, cids] for ch, cids in note.deliveries],
+            "ho": [list(h) for h in note.handoffs],
+        }  # fmt: skip
+        assert note_from_wire(orjson.loads(orjson.dumps(old))) == note
+        assert note_from_wire(orjson.loads(orjson.dumps(note.to_wire()))) == note
+    broken = dict(old, s={**old["s"], "ts": "nan"})
+    with pytest.raises(DecodeError):
+        note_from_wire(broken)
