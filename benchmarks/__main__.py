@@ -149,6 +149,17 @@ def headline(figures: Sequence[Figure]) -> list[str]:
     return stream
 
 
+def modules_in_use() -> str:
+    """Whether this process runs the compiled build of models and detectors (models.compiled)."""
+    from models import compiled
+
+    if compiled.active():
+        return f"compiled ({compiled.BUILD.relative_to(compiled.ROOT)}/; {compiled.ENV}=0 runs the sources)"
+    if not compiled.BUILD.is_dir():
+        return "sources (no compiled build: `make compiled`)"
+    return f"sources ({compiled.stale_reason() or f'{compiled.ENV}=0'})"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -166,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"vigiamar benchmarks — Python {platform.python_version()} on {platform.machine()}, {platform.node()}; "
         f"collector's young threshold {gen0[1]:,} (was {gen0[0]:,}; ${GC_ENV} sets it)"
     )
+    print(f"models and detectors: {modules_in_use()}")
     all_figures: list[Figure] = []
     for name in names:
         started = time.perf_counter()

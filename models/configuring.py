@@ -33,6 +33,9 @@ def build_config(cls: type[T], table: Mapping[str, Any] | None, key: str, source
     table = dict(table or {})
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for name, f in fields.items():
+        if hints[name] is tuple:
+            hints[name] = _tuple_hint(f)
     unknown = sorted(set(table) - set(fields))
     if unknown:
         raise ConfigError(f"{key}.{unknown[0]}", f"unknown key (known: {', '.join(sorted(fields))})", source)
@@ -44,6 +47,15 @@ def build_config(cls: type[T], table: Mapping[str, Any] | None, key: str, source
         return cls(**values)
     except (TypeError, ValueError) as exc:
         raise ConfigError(key, str(exc), source) from exc
+
+
+def _tuple_hint(f: dataclasses.Field[Any]) -> Any:
+    """``tuple[X, ...]`` for a field annotated ``tuple`` alone, X the type of its default's items.
+
+    A class compiled by mypyc (:mod:`models.compiled`) reports ``tuple[int, ...]`` as ``tuple``;
+    every such field of vigiamar's config has a default of one item type, which stands in."""
+    kinds = {type(v) for v in f.default} if isinstance(f.default, tuple) else set()
+    return types.GenericAlias(tuple, (kinds.pop() if len(kinds) == 1 else Any, ...))
 
 
 def _check_value(value: Any, hint: Any, key: str, meta: Mapping[str, Any], source: str | None) -> Any:

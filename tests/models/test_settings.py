@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from detectors.registry import detector_configs
+from models.configuring import build_config
 from models.errors import ConfigError
 from models.settings import DEFAULT_CONFIG, load_settings
 from models.zones import load_zone_file
@@ -90,3 +92,29 @@ def test_settings_are_frozen() -> None:
         settings.pipeline.grace_s = 1.0  # type: ignore[misc]
     with pytest.raises(TypeError):
         settings.detectors["loitering"]["max_speed_kn"] = 9  # type: ignore[index]
+
+
+@dataclass(frozen=True)
+class _BareTuples:
+    """Fields annotated ``tuple`` alone, as a class compiled by mypyc reports ``tuple[int, ...]``."""
+
+    codes: tuple = (1, 5)  # type: ignore[type-arg]
+    names: tuple = ("a",)  # type: ignore[type-arg]
+    anything: tuple = ()  # type: ignore[type-arg]
+
+
+def test_a_bare_tuple_field_takes_its_items_type_from_its_default() -> None:
+    cfg = build_config(_BareTuples, {"codes": [3, 4], "names": ["x"], "anything": [1, "y"]}, "t")
+    assert cfg == _BareTuples((3, 4), ("x",), (1, "y"))
+    with pytest.raises(ConfigError, match=r"t\.codes"):
+        build_config(_BareTuples, {"codes": ["3"]}, "t")
+    with pytest.raises(ConfigError, match=r"t\.names"):
+        build_config(_BareTuples, {"names": [1]}, "t")
+
+
+def test_every_detector_config_refuses_a_wrong_item_in_a_list(tmp_path: Path) -> None:
+    """Whether its classes are compiled (models.compiled) or not."""
+    path = tmp_path / "bad.toml"
+    path.write_text('[detectors.loitering]\nexcluded_nav_statuses = ["moored"]\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"detectors\.loitering\.excluded_nav_statuses"):
+        detector_configs(load_settings(path).detectors, str(path))
