@@ -31,6 +31,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+os.environ["VIGIAMAR_COMPILED"] = "0"  # this process reads the sources, whatever build is there
 
 from models.compiled import BUILD, compiled_sources, write_manifest  # noqa: E402
 
