@@ -164,6 +164,23 @@ def _checkpointed(brokers: str, changelog: str, worker: WorkerProcess) -> bool:
     return bool(held) and all(f"{p}#checkpoint".encode() in keys for p in held)
 
 
+def _committed(brokers: str, group: str, worker: WorkerProcess) -> bool:
+    """The consumer group committed an offset past 0 for every vessel partition ``worker`` held:
+    after a kill, the new owner then either restores the partition's checkpoint or reads the
+    messages between it and the committed offset again (never starts over from offset 0, which
+    would prove nothing about recovery)."""
+    from kafka import KafkaAdminClient
+
+    held = {int(p) for p in re.findall(r"topic='positions.vessel', partition=(\d+)\): \d+ tracks", worker.text())}
+    admin = KafkaAdminClient(bootstrap_servers=brokers)
+    try:
+        offsets = admin.list_group_offsets({group: None}).get(group, {})
+    finally:
+        admin.close()
+    done = {tp.partition for tp, meta in offsets.items() if tp.topic == "positions.vessel" and meta.offset > 0}
+    return bool(held) and held <= done
+
+
 def _worker_tails(*procs: WorkerProcess) -> str:
     """What each worker restored, and how its log ends, for a failure message."""
     out = []
@@ -273,6 +290,9 @@ def test_a_killed_worker_restarts_without_losing_or_duplicating_alerts(
         wait_until(lambda: len(collector.messages) >= 5, 90, "the first alerts")
         # ... and the first worker has written a checkpoint for each vessel partition it holds.
         wait_until(lambda: _checkpointed(broker, changelog, first), 30, "the first worker's checkpoints")
+        # ... and committed their offsets (every commit_interval_s), else a new owner whose
+        # restore missed the checkpoint would just read the partition from its start
+        wait_until(lambda: _committed(broker, stream.kafka.app_id, first), 30, "the first worker's commits")
         first.kill()  # its partitions go to the new worker (or the other one)
         killed_at = len(collector.messages)
         second = workers(broker, config)
