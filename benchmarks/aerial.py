@@ -16,10 +16,17 @@ from functools import partial
 from pathlib import Path
 
 from benchmarks import SHARED_DATA, Figure, best_of, data_file
-from benchmarks.replay_ais import decode_only, describe, read_floor, reference_environment, through_pipeline
+from benchmarks.replay_ais import (
+    cell_detectors,
+    decode_only,
+    describe,
+    read_floor,
+    reference_environment,
+    through_pipeline,
+)
 from detectors.base import Environment, TrackDetector
 from detectors.cell_engine import CellEngine
-from detectors.cells import AreaDetector, PairDetector
+from detectors.cells import PairDetector
 from detectors.pipeline import Pipeline
 from models.settings import Settings, load_settings
 
@@ -36,13 +43,6 @@ def aircraft_detectors(settings: Settings, env: Environment) -> list[TrackDetect
 
     all_enabled = build_track_detectors(settings.detectors, env, str(settings.path))
     return [d for d in all_enabled if "aircraft" in d.entity_types]
-
-
-def cell_detectors(settings: Settings, env: Environment) -> tuple[list[PairDetector], list[AreaDetector]]:
-    """The enabled cell-engine detectors: (pair detectors, area detectors)."""
-    from detectors.registry import build_pair_detectors
-
-    return build_pair_detectors(settings.detectors, env, str(settings.path))
 
 
 def pairs_aircraft(det: PairDetector) -> bool:

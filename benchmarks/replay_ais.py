@@ -30,6 +30,7 @@ from pathlib import Path
 
 from benchmarks import SAMPLES, SHARED_DATA, Figure, best_of, data_file, input_lines
 from detectors.base import Environment
+from detectors.cells import AreaDetector, PairDetector
 from detectors.pipeline import NoCells, Pipeline
 from models.position import Reject
 from models.settings import Settings, load_settings
@@ -128,10 +129,17 @@ def reference_environment(settings: Settings) -> Environment:
     return load_environment(settings)
 
 
+def cell_detectors(settings: Settings, env: Environment) -> tuple[list[PairDetector], list[AreaDetector]]:
+    """The enabled cell-engine detectors: (pair detectors, area detectors)."""
+    from detectors.registry import build_pair_detectors
+
+    return build_pair_detectors(settings.detectors, env, str(settings.path))
+
+
 def pipeline_factories(settings: Settings, env: Environment) -> list[tuple[str, Callable[[], Pipeline]]]:
     """(case, factory) for every pipeline stage, cheapest first."""
     from detectors.cell_engine import CellEngine, engine_timing
-    from detectors.registry import TRACK_DETECTORS, build_pair_detectors, detector_configs
+    from detectors.registry import TRACK_DETECTORS, detector_configs
 
     configs = detector_configs(settings.detectors, str(settings.path))
     bare_env = Environment(zones=settings.zones)
@@ -152,14 +160,14 @@ def pipeline_factories(settings: Settings, env: Environment) -> list[tuple[str, 
         def make() -> Pipeline:  # every enabled per-track detector, and one cell-engine detector
             if pairwise is None:
                 return Pipeline(settings, env, cells=NoCells())
-            pair, area = build_pair_detectors(settings.detectors, env, str(settings.path))
+            pair, area = cell_detectors(settings, env)
             pair = [d for d in pair if d.name == pairwise]
             area = [a for a in area if a.name == pairwise]
             return Pipeline(settings, env, cells=CellEngine(pair, area, engine_timing(pair)))
 
         return make
 
-    pairwise = [d.name for group in build_pair_detectors(settings.detectors, env, str(settings.path)) for d in group]
+    pairwise = [d.name for group in cell_detectors(settings, env) for d in group]
     return [
         ("decode + clean (pipeline, no detectors)", only((), env)),
         ("decode + clean + loitering", only(("loitering",), env)),
