@@ -46,9 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--baseline-limit", type=int, default=None, help="streaming: positions for the faust baseline")
     parser.add_argument("--latency-s", type=float, default=None, help="streaming: seconds of the latency run, at most")
     parser.add_argument("--kafka", default=None, help="streaming: [kafka] overrides, e.g. flush_interval_s=5")
-    parser.add_argument(
-        "--fetch-wait-ms", type=int, default=None, help="streaming: workers' fetch wait (faust fixes 1500 ms)"
-    )
+    parser.add_argument("--fetch-wait-ms", type=int, default=None, help="streaming: [kafka] fetch_max_wait_ms")
     parser.add_argument(
         "--no-pairwise", action="store_true", help="streaming: skip the as-shipped worker run (cells stage on)"
     )

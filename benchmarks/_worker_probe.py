@@ -3,14 +3,10 @@
 ``VIGIAMAR_BENCH_PROBE=FILE python -m benchmarks._worker_probe worker --brokers … --config …``
 runs the CLI's worker unchanged, with the thread CPU time of the partition engine's
 ``push_frame`` (reorder, cleaning, detectors, record decoding) and ``flush`` (state export),
-and of the worker's frame decoding (orjson), counted. Every 0.2 s the counters, the process
+of the worker's frame decoding (orjson), and of the cells stage (its partition engines'
+``deliver``, the cells topic's JSON codec, the snapshots), counted. Every 0.2 s the counters, the process
 CPU time and the main thread's CPU time go to FILE (JSON); what the engine does not account
 for is faust, the Kafka client, asyncio and the worker's own glue.
-
-With ``VIGIAMAR_BENCH_FETCH_WAIT_MS=N`` the worker's Kafka consumers wait at most N ms for
-data in a fetch instead of faust's fixed 1,500 ms: Tansu answers a fetch only when that wait
-expires, even when data arrives meanwhile (a Kafka broker answers as soon as data is there),
-so on Tansu every caught-up fetch adds up to that wait to the latency.
 """
 
 from __future__ import annotations
@@ -24,28 +20,19 @@ from pathlib import Path
 from typing import Any
 
 ENV = "VIGIAMAR_BENCH_PROBE"
-FETCH_WAIT_ENV = "VIGIAMAR_BENCH_FETCH_WAIT_MS"
-
-
-def shorten_fetch_wait(wait_ms: int) -> None:
-    """Every ``AIOKafkaConsumer`` made from now on in this process waits at most ``wait_ms`` a fetch."""
-    import aiokafka  # type: ignore[import-untyped]
-
-    original = aiokafka.AIOKafkaConsumer
-
-    class Consumer(original):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["fetch_max_wait_ms"] = wait_ms
-            super().__init__(*args, **kwargs)
-
-    aiokafka.AIOKafkaConsumer = Consumer
 
 
 def install(out: Path, interval_s: float = 0.2) -> dict[str, float]:
-    from streams import agents
+    import orjson
+
+    from streams import agents, cell_agent
+    from streams.cell_partition import CellPartitionEngine
     from streams.partition_engine import PartitionEngine
 
-    counters: dict[str, float] = {"push_s": 0.0, "flush_s": 0.0, "decode_s": 0.0, "frames": 0, "records": 0}
+    counters: dict[str, float] = {
+        "push_s": 0.0, "flush_s": 0.0, "decode_s": 0.0, "frames": 0, "records": 0,
+        "cells_s": 0.0, "cells_json_s": 0.0, "cells_snapshot_s": 0.0,
+    }  # fmt: skip
     decode = agents.decode_frame  # type: ignore[attr-defined]
     push, flush = PartitionEngine.push_frame, PartitionEngine.flush
     cpu = time.thread_time
@@ -71,6 +58,33 @@ def install(out: Path, interval_s: float = 0.2) -> dict[str, float]:
         finally:
             counters["decode_s"] += cpu() - started
 
+    deliver, snapshot, encode = CellPartitionEngine.deliver, CellPartitionEngine.snapshot, cell_agent.encode_snapshot
+
+    active = [False]  # a timed call inside another (the snapshot's codec) counts in the outer one only
+
+    def timed(name: str, fn: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if active[0]:
+                return fn(*args, **kwargs)
+            active[0] = True
+            started = cpu()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                counters[name] += cpu() - started
+                active[0] = False
+
+        return call
+
+    class TimedJson:  # the cells agent's codec: notes out, messages in
+        loads = staticmethod(timed("cells_json_s", orjson.loads))
+        dumps = staticmethod(timed("cells_json_s", orjson.dumps))
+        JSONDecodeError = orjson.JSONDecodeError
+
+    CellPartitionEngine.deliver = timed("cells_s", deliver)  # type: ignore[method-assign]
+    CellPartitionEngine.snapshot = timed("cells_snapshot_s", snapshot)  # type: ignore[method-assign]
+    cell_agent.encode_snapshot = timed("cells_snapshot_s", encode)
+    cell_agent.orjson = TimedJson  # type: ignore[attr-defined,assignment]
     PartitionEngine.push_frame = push_frame  # type: ignore[method-assign]
     PartitionEngine.flush = flush_state  # type: ignore[method-assign]
     agents.decode_frame = decode_frame  # type: ignore[attr-defined]
@@ -100,8 +114,6 @@ def read(path: Path) -> dict[str, float]:
 
 
 def main() -> int:
-    if os.environ.get(FETCH_WAIT_ENV):
-        shorten_fetch_wait(int(os.environ[FETCH_WAIT_ENV]))
     install(Path(os.environ[ENV]))
     from streams.cli import main as cli
 

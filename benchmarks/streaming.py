@@ -65,7 +65,6 @@ FLUSH_EVERY_FRAMES = 4  # no-Kafka flushes: about what the worker's 1 s interval
 BENCH_KAFKA = {"session_timeout_s": 6.0, "heartbeat_interval_s": 1.0}
 READY_TIMEOUT_S = 90.0
 PROBE_ENV = "VIGIAMAR_BENCH_PROBE"  # benchmarks._worker_probe.ENV
-FETCH_WAIT_ENV = "VIGIAMAR_BENCH_FETCH_WAIT_MS"  # benchmarks._worker_probe.FETCH_WAIT_ENV
 
 
 def default_input() -> Path:
@@ -256,14 +255,12 @@ def cpu_seconds(pid: int) -> float | None:
 class Proc:
     """A subprocess with its log; stopped (SIGTERM, then SIGKILL) by :meth:`stop`."""
 
-    def __init__(self, cmd: list[str], log: Path, probe: Path | None = None, fetch_wait_ms: int | None = None) -> None:
+    def __init__(self, cmd: list[str], log: Path, probe: Path | None = None) -> None:
         self.log = log
         self.probe = probe
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         if probe is not None:
             env[PROBE_ENV] = str(probe)
-        if fetch_wait_ms is not None:
-            env[FETCH_WAIT_ENV] = str(fetch_wait_ms)
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
                 cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env
@@ -456,7 +453,7 @@ class Phase:
 
 
 @contextlib.contextmanager
-def worker_phase(folder: Path, count: int, config: Path, fetch_wait_ms: int | None = None) -> Iterator[Phase]:
+def worker_phase(folder: Path, count: int, config: Path) -> Iterator[Phase]:
     from streams.admin import admin_client, ensure_topics
     from streams.topics import stream_settings
 
@@ -473,12 +470,7 @@ def worker_phase(folder: Path, count: int, config: Path, fetch_wait_ms: int | No
         try:
             for i in range(count):
                 phase.workers.append(
-                    Proc(
-                        worker_cmd(brokers, config),
-                        folder / f"worker{i}.log",
-                        folder / f"worker{i}.probe",
-                        fetch_wait_ms,
-                    )
+                    Proc(worker_cmd(brokers, config), folder / f"worker{i}.log", folder / f"worker{i}.probe")
                 )
             wait_group_ready(phase.workers)
             yield phase
@@ -515,12 +507,19 @@ def split_note(probe: dict[str, float], n: int) -> str:
     """Where the workers' CPU went, µs a position: engine, state export, frame parse, the rest."""
     if not n or "process_s" not in probe:
         return ""
-    us = {k: probe.get(k, 0.0) / n * 1e6 for k in ("process_s", "main_s", "push_s", "flush_s", "decode_s")}
-    rest = us["process_s"] - us["push_s"] - us["flush_s"] - us["decode_s"]
+    keys = ("process_s", "main_s", "push_s", "flush_s", "decode_s", "cells_s", "cells_json_s", "cells_snapshot_s")
+    us = {k: probe.get(k, 0.0) / n * 1e6 for k in keys}
+    rest = us["process_s"] - sum(us[k] for k in keys[2:])
     threads = us["process_s"] - us["main_s"] if "main_s" in probe else float("nan")
+    cells = (
+        f"cells stage {us['cells_s']:,.0f}, cells codec {us['cells_json_s']:,.0f}, "
+        f"cells snapshots {us['cells_snapshot_s']:,.0f}, "
+        if probe.get("cells_s")
+        else ""
+    )
     return (
         f"worker CPU us/pos: engine+detectors {us['push_s']:,.0f}, state export {us['flush_s']:,.0f}, "
-        f"frame parse {us['decode_s']:,.0f}, faust+Kafka client+glue {rest:,.0f} "
+        f"frame parse {us['decode_s']:,.0f}, {cells}faust+Kafka client+glue {rest:,.0f} "
         f"(of which client threads {threads:,.0f})"
     )
 
@@ -684,12 +683,11 @@ def run_workers(
     config: Path,
     count: int,
     baseline: float | None,
-    fetch_wait_ms: int | None = None,
     revisions: set[tuple[str, int]] | None = None,
 ) -> Figure:
     """``revisions``: the replay's alert revisions, with the pairwise detectors on (the worker's
     cells stage runs them as shipped): the run ends when the last of them arrived."""
-    with worker_phase(folder, count, config, fetch_wait_ms) as phase:
+    with worker_phase(folder, count, config) as phase:
         times = feed_and_wait(phase, records, None, timeout_s=600, revisions=revisions)
     n = len(records)
     what = "feed -> alerts + state" if revisions is None else "as shipped, cells stage on: feed -> every alert"
@@ -720,9 +718,8 @@ def run_latency(
     rate: float,
     triggers: dict[tuple[str, int], int],
     baseline: float | None,
-    fetch_wait_ms: int | None = None,
 ) -> Latency:
-    with worker_phase(folder, 1, config, fetch_wait_ms) as phase:
+    with worker_phase(folder, 1, config) as phase:
         times = feed_and_wait(phase, records, rate, timeout_s=600)
     first, done, sent_at, frame_left = times.first, times.done, times.sent_at, times.frame_left
     total: list[float] = []
@@ -802,14 +799,13 @@ def run(
     records = load_records(path, limit or DEFAULT_LIMIT)
     with tempfile.TemporaryDirectory(prefix="vigiamar-bench-") as tmp:
         folder = Path(tmp)
-        bench_kafka = {**BENCH_KAFKA, **(kafka or {})}
+        kafka = {**(kafka or {}), **({} if fetch_wait_ms is None else {"fetch_max_wait_ms": fetch_wait_ms})}
+        bench_kafka = {**BENCH_KAFKA, **kafka}
         config = write_settings(folder / "config", kafka=bench_kafka)
         settings = load_settings(config)
         offline = run_offline(records, settings, load_environment(settings))
         figures = list(offline.figures)
         overrides = f"; [kafka] {kafka}" if kafka else ""
-        if fetch_wait_ms is not None:
-            overrides += f"; workers' fetch wait {fetch_wait_ms} ms (faust: 1500)"
         figures[0].note += f"; {path.name}, {len(records):,} positions, {os.cpu_count()} cores{overrides}"
         if offline_only:
             return figures
@@ -817,7 +813,7 @@ def run(
         figures.append(base)
         sustained: float | None = None
         for count in workers:
-            fig = run_workers(folder / f"workers{count}", records, config, count, base.rate, fetch_wait_ms)
+            fig = run_workers(folder / f"workers{count}", records, config, count, base.rate)
             if count == 1:
                 sustained = fig.rate
             if count > (os.cpu_count() or 1):
@@ -826,13 +822,13 @@ def run(
         if pairwise:
             shipped = write_settings(folder / "config-shipped", kafka=bench_kafka, pairwise=True)
             revisions = replay_revisions(records, load_settings(shipped))
-            fig = run_workers(folder / "shipped", records, shipped, 1, base.rate, fetch_wait_ms, revisions)
+            fig = run_workers(folder / "shipped", records, shipped, 1, base.rate, revisions)
             fig.note += f"; {sum(k.startswith('rendezvous') for k, _ in revisions)} rendezvous revisions"
             figures.append(fig)
         if rate > 0:
             chosen, why = latency_rate(rate, sustained)
             subset = records[: max(1, min(len(records), int(chosen * latency_s)))]
-            lat = run_latency(folder / "latency", subset, config, chosen, offline.triggers, base.rate, fetch_wait_ms)
+            lat = run_latency(folder / "latency", subset, config, chosen, offline.triggers, base.rate)
             if why:
                 lat.figure.note += f"; {why}"
             figures.append(lat.figure)

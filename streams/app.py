@@ -28,6 +28,7 @@ from detectors.cell_timing import EngineTiming
 from detectors.cells import AreaDetector, Grid, PairDetector
 from detectors.registry import build_pair_detectors, build_track_detectors
 from models.settings import Settings
+from streams import fetch_wait
 from streams.topics import StreamSettings
 
 log = logging.getLogger("vigiamar.worker")
@@ -78,7 +79,9 @@ def faust_app(stream: StreamSettings, brokers: str, options: FaustOptions) -> fa
         "worker_redirect_stdouts": False,
         **options.extra,
     }
-    return faust.App(options.app_id or k.app_id, **conf)
+    app = fetch_wait.App(options.app_id or k.app_id, **conf)
+    app.fetch_max_wait_ms = k.fetch_max_wait_ms
+    return app
 
 
 def raw_topic(app: faust.App, name: str, partitions: int) -> Any:

@@ -147,9 +147,8 @@ def _alerts(args: argparse.Namespace, stream: Any) -> int:
     if args.agency is not None and args.agency not in stream.agencies:
         known = ", ".join(stream.agencies)
         raise InputError("--agency", f"unknown agency {args.agency!r} (configured: {known})")
-    consumer = _connect(
-        args.brokers, lambda b: make_consumer(b, alert_topics(stream, args.agency), args.from_beginning)
-    )
+    topics, wait_ms = alert_topics(stream, args.agency), stream.kafka.fetch_max_wait_ms
+    consumer = _connect(args.brokers, lambda b: make_consumer(b, topics, args.from_beginning, wait_ms))
     try:
         follow(consumer, Follower(args.format), sys.stdout, idle_exit_s=args.idle_exit)
     finally:

@@ -71,7 +71,8 @@ def alert_topics(stream: StreamSettings, agency: str | None) -> list[str]:
     return sorted(stream.agency_topics().values())
 
 
-def make_consumer(brokers: str, topics: Iterable[str], from_beginning: bool) -> Any:
+def make_consumer(brokers: str, topics: Iterable[str], from_beginning: bool, fetch_max_wait_ms: int = 500) -> Any:
+    """``fetch_max_wait_ms``: ``[kafka] fetch_max_wait_ms``, as the worker (see :mod:`streams.fetch_wait`)."""
     from kafka import KafkaConsumer
 
     return KafkaConsumer(
@@ -80,6 +81,7 @@ def make_consumer(brokers: str, topics: Iterable[str], from_beginning: bool) -> 
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
+        fetch_max_wait_ms=fetch_max_wait_ms,
     )
 
 

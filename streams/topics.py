@@ -57,6 +57,9 @@ class KafkaConfig:
     # worker: an input partition with messages fetched but none delivered this long, its
     # topic's agent idle as long, is read again from the first offset its engine needs (0: never)
     stall_reread_s: float = field(default=20.0, metadata=bounds(0, 3600))
+    # worker: the longest a caught-up fetch waits at the broker (streams/fetch_wait.py); Tansu
+    # holds a fetch that long even when data arrives meanwhile, so it adds up to this to latency
+    fetch_max_wait_ms: int = field(default=100, metadata=bounds(1, 30000))
 
 
 @dataclass(frozen=True)
