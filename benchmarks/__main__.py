@@ -105,7 +105,7 @@ def streaming_headline(figures: Sequence[Figure]) -> list[str]:
     ran = [f for f in figures if f.bench == "streaming" and not f.skipped]
     base = next((f for f in ran if f.case.startswith("baseline")), None)
     one = next((f for f in ran if f.extra.get("workers") == 1), None)
-    lat = next((f for f in ran if "p99_s" in f.extra), None)
+    lats = [f for f in ran if "p99_s" in f.extra]
     out: list[str] = []
     if base is not None and one is not None and one.ratio is not None:
         verdict = "reached" if one.ratio >= STREAM_TARGET_RATIO and one.rate >= STREAM_TARGET_RATE else "not reached"
@@ -114,12 +114,14 @@ def streaming_headline(figures: Sequence[Figure]) -> list[str]:
         if cpu_w and cpu_b:
             line += f" ({cpu_b / cpu_w:.1f}x by CPU: {cpu_w:,.0f} against {cpu_b:,.0f} us a position)"
         out.append(f"{line} (target {STREAM_TARGET_RATIO:.0f}x and {STREAM_TARGET_RATE:,}/s: {verdict})")
-    if lat is not None:
+    for lat in lats:
         p99 = lat.extra["p99_s"]
         verdict = "reached" if p99 < STREAM_TARGET_P99_S else "not reached"
+        shipped = " (as shipped, cells stage on; per-track alerts)" if lat.extra.get("shipped") else ""
         out.append(
-            f"streaming, event->alert at {lat.extra['rate']:,.0f} positions/s: p50 {lat.extra['p50_s'] * 1e3:,.0f} ms, "
-            f"p99 {p99 * 1e3:,.0f} ms (target p99 < {STREAM_TARGET_P99_S:.0f} s: {verdict})"
+            f"streaming, event->alert at {lat.extra['rate']:,.0f} positions/s{shipped}: "
+            f"p50 {lat.extra['p50_s'] * 1e3:,.0f} ms, p99 {p99 * 1e3:,.0f} ms "
+            f"(target p99 < {STREAM_TARGET_P99_S:.0f} s: {verdict})"
         )
     return out
 

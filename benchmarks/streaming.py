@@ -65,6 +65,7 @@ FLUSH_EVERY_FRAMES = 4  # no-Kafka flushes: about what the worker's 1 s interval
 BENCH_KAFKA = {"session_timeout_s": 6.0, "heartbeat_interval_s": 1.0}
 READY_TIMEOUT_S = 90.0
 PROBE_ENV = "VIGIAMAR_BENCH_PROBE"  # benchmarks._worker_probe.ENV
+LATENCY_SHIPPED = "latency as shipped"  # cells stage on
 
 
 def default_input() -> Path:
@@ -718,6 +719,7 @@ def run_latency(
     rate: float,
     triggers: dict[tuple[str, int], int],
     baseline: float | None,
+    label: str = "latency run",
 ) -> Latency:
     with worker_phase(folder, 1, config) as phase:
         times = feed_and_wait(phase, records, rate, timeout_s=600)
@@ -734,7 +736,7 @@ def run_latency(
         if key in phase.produced:
             worker.append(phase.produced[key] - frame_left[i])
     last_send = max(sent_at) if sent_at else first
-    fig = Figure(NAME, f"latency run: 1 worker at {rate:,.0f} pos/s offered", len(records), last_send - first, baseline)
+    fig = Figure(NAME, f"{label}: 1 worker at {rate:,.0f} pos/s offered", len(records), last_send - first, baseline)
     lat = Latency(
         fig,
         percentile(total, 0.5),
@@ -812,6 +814,7 @@ def run(
         base = run_baseline(folder / "baseline", records[: min(baseline_limit, len(records))], config)
         figures.append(base)
         sustained: float | None = None
+        shipped_rate: float | None = None
         for count in workers:
             fig = run_workers(folder / f"workers{count}", records, config, count, base.rate)
             if count == 1:
@@ -825,11 +828,17 @@ def run(
             fig = run_workers(folder / "shipped", records, shipped, 1, base.rate, revisions)
             fig.note += f"; {sum(k.startswith('rendezvous') for k, _ in revisions)} rendezvous revisions"
             figures.append(fig)
+            shipped_rate = fig.rate
         if rate > 0:
-            chosen, why = latency_rate(rate, sustained)
-            subset = records[: max(1, min(len(records), int(chosen * latency_s)))]
-            lat = run_latency(folder / "latency", subset, config, chosen, offline.triggers, base.rate)
-            if why:
-                lat.figure.note += f"; {why}"
-            figures.append(lat.figure)
+            runs = [("latency", config, sustained, "latency run")]
+            if pairwise:  # the per-track alerts' latency with the cells stage sharing the worker's core
+                runs.append(("latency-shipped", shipped, shipped_rate, LATENCY_SHIPPED))
+            for name, cfg, most, label in runs:
+                chosen, why = latency_rate(rate, most)
+                subset = records[: max(1, min(len(records), int(chosen * latency_s)))]
+                lat = run_latency(folder / name, subset, cfg, chosen, offline.triggers, base.rate, label)
+                lat.figure.extra["shipped"] = cfg is not config
+                if why:
+                    lat.figure.note += f"; {why}"
+                figures.append(lat.figure)
     return figures

@@ -81,6 +81,22 @@ def test_the_cpu_split_adds_up_to_the_process_time() -> None:
     note = streaming.split_note(probe, 10_000)
     assert "engine+detectors 60" in note and "faust+Kafka client+glue 25" in note and "client threads 10" in note
     assert streaming.split_note({}, 10_000) == ""
+    cells = {**probe, "cells_s": 0.1, "cells_json_s": 0.02, "cells_snapshot_s": 0.01}
+    note = streaming.split_note(cells, 10_000)
+    assert "cells stage 10, cells codec 2, cells snapshots 1, faust+Kafka client+glue 12" in note
+
+
+def test_the_headline_judges_each_latency_run_against_the_target() -> None:
+    def latency(p99_s: float, shipped: bool) -> Figure:
+        extra = {"rate": 10_000.0, "p50_s": 0.2, "p99_s": p99_s, "shipped": shipped}
+        return Figure("streaming", "latency run", 60_000, 6.0, 4_000.0, extra=extra)
+
+    lines = bench_main.streaming_headline([latency(0.33, False), latency(1.2, True)])
+    assert lines == [
+        "streaming, event->alert at 10,000 positions/s: p50 200 ms, p99 330 ms (target p99 < 1 s: reached)",
+        "streaming, event->alert at 10,000 positions/s (as shipped, cells stage on; per-track alerts): "
+        "p50 200 ms, p99 1,200 ms (target p99 < 1 s: not reached)",
+    ]
 
 
 def test_settings_for_the_broker_load_with_overrides_and_no_pairwise_detectors(tmp_path: Path) -> None:
