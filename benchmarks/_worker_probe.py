@@ -31,7 +31,7 @@ def install(out: Path, interval_s: float = 0.2) -> dict[str, float]:
 
     counters: dict[str, float] = {
         "push_s": 0.0, "flush_s": 0.0, "decode_s": 0.0, "frames": 0, "records": 0,
-        "cells_s": 0.0, "cells_json_s": 0.0, "cells_snapshot_s": 0.0,
+        "cells_s": 0.0, "cells_json_s": 0.0, "cells_snapshot_s": 0.0, "cells_sent": 0, "cells_read": 0,
     }  # fmt: skip
     decode = agents.decode_frame  # type: ignore[attr-defined]
     push, flush = PartitionEngine.push_frame, PartitionEngine.flush
@@ -62,10 +62,12 @@ def install(out: Path, interval_s: float = 0.2) -> dict[str, float]:
 
     active = [False]  # a timed call inside another (the snapshot's codec) counts in the outer one only
 
-    def timed(name: str, fn: Any) -> Any:
+    def timed(name: str, fn: Any, count: str | None = None) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
             if active[0]:
                 return fn(*args, **kwargs)
+            if count is not None:
+                counters[count] += 1
             active[0] = True
             started = cpu()
             try:
@@ -77,8 +79,8 @@ def install(out: Path, interval_s: float = 0.2) -> dict[str, float]:
         return call
 
     class TimedJson:  # the cells agent's codec: notes out, messages in
-        loads = staticmethod(timed("cells_json_s", orjson.loads))
-        dumps = staticmethod(timed("cells_json_s", orjson.dumps))
+        loads = staticmethod(timed("cells_json_s", orjson.loads, "cells_read"))
+        dumps = staticmethod(timed("cells_json_s", orjson.dumps, "cells_sent"))
         JSONDecodeError = orjson.JSONDecodeError
 
     CellPartitionEngine.deliver = timed("cells_s", deliver)  # type: ignore[method-assign]

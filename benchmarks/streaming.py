@@ -514,7 +514,8 @@ def split_note(probe: dict[str, float], n: int) -> str:
     threads = us["process_s"] - us["main_s"] if "main_s" in probe else float("nan")
     cells = (
         f"cells stage {us['cells_s']:,.0f}, cells codec {us['cells_json_s']:,.0f}, "
-        f"cells snapshots {us['cells_snapshot_s']:,.0f}, "
+        f"cells snapshots {us['cells_snapshot_s']:,.0f} "
+        f"({probe.get('cells_sent', 0):,.0f} cells messages sent, {probe.get('cells_read', 0):,.0f} read), "
         if probe.get("cells_s")
         else ""
     )

@@ -83,7 +83,10 @@ def test_the_cpu_split_adds_up_to_the_process_time() -> None:
     assert streaming.split_note({}, 10_000) == ""
     cells = {**probe, "cells_s": 0.1, "cells_json_s": 0.02, "cells_snapshot_s": 0.01}
     note = streaming.split_note(cells, 10_000)
-    assert "cells stage 10, cells codec 2, cells snapshots 1, faust+Kafka client+glue 12" in note
+    assert (
+        "cells stage 10, cells codec 2, cells snapshots 1 (0 cells messages sent, 0 read), faust+Kafka client+glue 12"
+        in note
+    )
 
 
 def test_the_headline_judges_each_latency_run_against_the_target() -> None:
