@@ -27,8 +27,9 @@ measured in the same run. Worker settings are the shipped ones (``config/vigiama
 except a 6 s group session timeout (a group's first assignment on Tansu waits about half of
 it; no timed window contains a group join) and the pairwise detectors (the worker's cells
 stage), left out so the figures measure the per-track path; ``density`` measures their cost.
-One more row runs one worker as shipped, cells stage on, until every alert revision
-``vigiamar replay`` gives for the same positions has arrived (``pairwise=False`` skips it).
+More rows run the same worker counts as shipped, cells stage on, until every alert revision
+``vigiamar replay`` gives for the same positions has arrived, and a second latency run
+(``pairwise=False`` skips them).
 """
 
 from __future__ import annotations
@@ -826,10 +827,13 @@ def run(
         if pairwise:
             shipped = write_settings(folder / "config-shipped", kafka=bench_kafka, pairwise=True)
             revisions = replay_revisions(records, load_settings(shipped))
-            fig = run_workers(folder / "shipped", records, shipped, 1, base.rate, revisions)
-            fig.note += f"; {sum(k.startswith('rendezvous') for k, _ in revisions)} rendezvous revisions"
-            figures.append(fig)
-            shipped_rate = fig.rate
+            for count in workers:
+                fig = run_workers(folder / f"shipped{count}", records, shipped, count, base.rate, revisions)
+                fig.extra["shipped"] = True
+                fig.note += f"; {sum(k.startswith('rendezvous') for k, _ in revisions)} rendezvous revisions"
+                figures.append(fig)
+                if count == 1:
+                    shipped_rate = fig.rate
         if rate > 0:
             runs = [("latency", config, sustained, "latency run")]
             if pairwise:  # the per-track alerts' latency with the cells stage sharing the worker's core
