@@ -517,7 +517,7 @@ def split_note(probe: dict[str, float], n: int) -> str:
         f"cells stage {us['cells_s']:,.0f}, cells codec {us['cells_json_s']:,.0f}, "
         f"cells snapshots {us['cells_snapshot_s']:,.0f} "
         f"({probe.get('cells_sent', 0):,.0f} cells messages sent, {probe.get('cells_read', 0):,.0f} read), "
-        if probe.get("cells_s")
+        if any(probe.get(k) for k in keys[5:])
         else ""
     )
     return (
@@ -714,6 +714,12 @@ class Latency:
     lag_s: float  # last alert/checkpoint after the last send
 
 
+def _cores_note(fig: Figure, workers: int) -> Figure:
+    if workers > (os.cpu_count() or 1):
+        fig.note += f"; more workers than the {os.cpu_count()} cores"
+    return fig
+
+
 def run_latency(
     folder: Path,
     records: Sequence[Record],
@@ -821,9 +827,7 @@ def run(
             fig = run_workers(folder / f"workers{count}", records, config, count, base.rate)
             if count == 1:
                 sustained = fig.rate
-            if count > (os.cpu_count() or 1):
-                fig.note += f"; more workers than the {os.cpu_count()} cores"
-            figures.append(fig)
+            figures.append(_cores_note(fig, count))
         if pairwise:
             shipped = write_settings(folder / "config-shipped", kafka=bench_kafka, pairwise=True)
             revisions = replay_revisions(records, load_settings(shipped))
@@ -831,9 +835,9 @@ def run(
                 fig = run_workers(folder / f"shipped{count}", records, shipped, count, base.rate, revisions)
                 fig.extra["shipped"] = True
                 fig.note += f"; {sum(k.startswith('rendezvous') for k, _ in revisions)} rendezvous revisions"
-                figures.append(fig)
+                figures.append(_cores_note(fig, count))
                 if count == 1:
-                    shipped_rate = fig.rate
+                    shipped_rate = fig.rate  # a lower bound: it includes the pairwise work after the feed
         if rate > 0:
             runs = [("latency", config, sustained, "latency run")]
             if pairwise:  # the per-track alerts' latency with the cells stage sharing the worker's core

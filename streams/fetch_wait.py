@@ -10,7 +10,9 @@ hands the value to its fetcher in ``start``). Other drivers (``confluent://``) a
 faust makes them.
 
 Measured (``python -m benchmarks streaming --workers 1 --no-pairwise``, one worker at
-10,000 positions/s on Tansu): event→alert p99 1.7 s with 1,500 ms, 0.34 s with 100 ms.
+10,000 positions/s on Tansu, two runs each): event→alert p99 0.99 and 1.68 s with 1,500 ms,
+0.30 and 0.35 s with 100 ms (docs/scaling.md). The wait must stay below the request
+timeout (``[kafka] request_timeout_s``): a fetch held longer would time out.
 """
 
 from __future__ import annotations

@@ -82,6 +82,8 @@ def stream_settings(settings: Settings) -> StreamSettings:
         _check_topic(getattr(topics, name), f"topics.{name}", source)
     _check_topic(topics.agency_prefix + "x", "topics.agency_prefix", source)
     _check_topic(kafka.app_id, "kafka.app_id", source)
+    if kafka.fetch_max_wait_ms >= kafka.request_timeout_s * 1000.0:  # a held fetch would time out
+        raise ConfigError("kafka.fetch_max_wait_ms", "must be shorter than kafka.request_timeout_s", source)
     agencies = {z.agency for z in settings.zones.zones if z.role == "jurisdiction" and z.agency}
     agencies.add(settings.routing.default_agency)
     for agency in sorted(agencies):
