@@ -45,19 +45,6 @@ def install(out: Path, interval_s: float = 0.2) -> dict[str, float]:
         counters["records"] += result.records
         return result
 
-    def flush_state(self: Any) -> Any:
-        started = cpu()
-        result = flush(self)
-        counters["flush_s"] += cpu() - started
-        return result
-
-    def decode_frame(raw: bytes | None) -> Any:
-        started = cpu()
-        try:
-            return decode(raw)
-        finally:
-            counters["decode_s"] += cpu() - started
-
     deliver, snapshot = CellPartitionEngine.deliver, CellPartitionEngine.snapshot
     encode_snap, decode_snap = cell_agent.encode_snapshot, cell_agent.decode_snapshot
 
@@ -90,8 +77,8 @@ def install(out: Path, interval_s: float = 0.2) -> dict[str, float]:
     cell_agent.decode_snapshot = timed("cells_snapshot_s", decode_snap)  # restores: not cells messages read
     cell_agent.orjson = TimedJson  # type: ignore[attr-defined,assignment]
     PartitionEngine.push_frame = push_frame  # type: ignore[method-assign]
-    PartitionEngine.flush = flush_state  # type: ignore[method-assign]
-    agents.decode_frame = decode_frame  # type: ignore[attr-defined]
+    PartitionEngine.flush = timed("flush_s", flush)  # type: ignore[method-assign]
+    agents.decode_frame = timed("decode_s", decode)  # type: ignore[attr-defined]
     main_ident = threading.main_thread().ident
     main_clock = time.pthread_getcpuclockid(main_ident) if main_ident is not None else None
 
