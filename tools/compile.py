@@ -31,9 +31,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-os.environ["VIGIAMAR_COMPILED"] = "0"  # this process reads the sources, whatever build is there
+os.environ["VIGIAMAR_COMPILED"] = "0"  # models.compiled.ENV: this process reads the sources, whatever build is there
 
-from models.compiled import BUILD, compiled_sources, write_manifest  # noqa: E402
+from models.compiled import BUILD, ENV, PACKAGES, compiled_sources, write_manifest  # noqa: E402
 
 SETUP = """
 import sys
@@ -57,7 +57,7 @@ def build(jobs: int) -> int:
         work = Path(tmp)
         # a copy of the two packages: mypyc names modules by their package, and setuptools
         # run in the repository would read its pyproject.toml (the build needs none of it)
-        for package in ("models", "detectors"):
+        for package in PACKAGES:
             shutil.copytree(REPO / package, work / package, ignore=shutil.ignore_patterns("__pycache__"))
         (work / "setup.py").write_text(SETUP, encoding="utf-8")
         (work / "mypy.ini").write_text(MYPY_INI, encoding="utf-8")
@@ -74,7 +74,7 @@ def build(jobs: int) -> int:
             shutil.rmtree(BUILD)
         shutil.copytree(out, BUILD)
     write_manifest(sources)
-    print(f"compile: {len(sources)} modules in {BUILD.relative_to(REPO)}/ (VIGIAMAR_COMPILED=0 loads the sources)")
+    print(f"compile: {len(sources)} modules in {BUILD.relative_to(REPO)}/ ({ENV}=0 loads the sources)")
     return 0
 
 
