@@ -184,7 +184,7 @@ def run_offline(records: Sequence[Record], settings: Settings, env: Any) -> Offl
             current = [END]
             if triggers is not None:
                 index = {(entity_key(records[i]), records[i].ts): i for f in plan[(topic, partition)] for i in f}
-                inner = engine.pipeline.push
+                inner = engine.push_record
 
                 def push(record: Record, inner: Any = inner, index: Any = index, current: list[int] = current) -> Any:
                     alerts = inner(record)
@@ -193,7 +193,7 @@ def run_offline(records: Sequence[Record], settings: Settings, env: Any) -> Offl
                         triggers.setdefault((alert.id, alert.revision), current[0])
                     return alerts
 
-                engine.pipeline.push = push  # type: ignore[method-assign]
+                engine.push_record = push
             for offset, elements in enumerate(frames):
                 t = clock()
                 out = engine.push_frame(offset, elements, None)

@@ -62,7 +62,7 @@ class Pipeline:
         self.engine = TrackEngine(self.detectors, settings.cleaning, settings.pipeline)
         if cells is None:  # pairwise detectors (rendezvous, …) when any is enabled
             cells = build_cell_engine(settings.detectors, self.env, str(settings.path))
-        self.cells = cells
+        self.cells: CellEngineLike | None = cells  # None: track stages only (benchmarks)
         self.buffer: ReorderBuffer[Position | VesselStatic] = ReorderBuffer(settings.pipeline.grace_s)
         self.router = Router.from_settings(settings)
         self.stats = PipelineStats()

@@ -14,7 +14,7 @@ build (an import fails when it cannot be used: CI's compiled pass relies on it).
 modules behave as the sources do (the test suite runs on both, see ``.ci/run``); they are
 stricter in two ways the sources' type annotations already promise: an attribute of a
 compiled class only takes a value of its declared type, and methods cannot be replaced at
-run time (which is why :mod:`detectors.pipeline` stays interpreted, see ``tools/compile.py``).
+run time (a shell that times the pipeline's ``push`` wraps its own reference to it instead).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ ENV = "VIGIAMAR_COMPILED"
 PACKAGES = ("models", "detectors")
 # interpreted: package inits and this module (they choose where the rest loads from), config
 # loading (runs once, reads annotations), the errors (other packages subclass them, which a
-# compiled class refuses) and the pipeline (its push is wrapped at run time)
+# compiled class refuses)
 INTERPRETED = frozenset(
     {
         "models/__init__.py",
@@ -44,7 +44,6 @@ INTERPRETED = frozenset(
         "models/configuring.py",
         "detectors/__init__.py",
         "detectors/registry.py",
-        "detectors/pipeline.py",
     }
 )
 

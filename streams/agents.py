@@ -292,8 +292,7 @@ class Worker:
         from streams.metrics import metrics_config, step_timer
 
         every = metrics_config(self.topo.settings).step_sample_every
-        pipeline = engine.pipeline
-        pipeline.push = step_timer(self.metrics, pipeline.push, every, "track")  # type: ignore[method-assign,assignment]
+        engine.push_record = step_timer(self.metrics, engine.push_record, every, "track")
 
     def _processed(self, tp: Any, offset: int) -> None:
         """A message is done: the partition's consumer lag counts from the next one."""

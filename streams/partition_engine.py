@@ -38,7 +38,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +110,9 @@ class PartitionEngine:
         self.cell_router = cells
         stage1: CellEngineLike = NoCells() if slotting is None else SlottingOnly(slotting)
         self.pipeline = Pipeline(settings, env, detectors, cells=stage1)
+        # one record into the pipeline: the worker's metrics wrap this to time detector steps
+        # (the pipeline is a compiled class, whose methods cannot be replaced)
+        self.push_record: Callable[[Record], list[Alert]] = self.pipeline.push
         self.ended = False  # saw the end of the input (the cells stage need not wait for it)
         self.detectors = self.pipeline.detectors
         self.changes = ChangeTracker(self.pipeline.engine, settings.pipeline.track_ttl_s)
@@ -256,12 +259,12 @@ class PartitionEngine:
         return record, (etype, ident)
 
     def _push(self, record: Record) -> list[Alert]:
-        pipeline = self.pipeline
-        before = pipeline.watermark
-        alerts = pipeline.push(record)
-        after = pipeline.watermark
+        buffer = self.pipeline.buffer
+        before = buffer.max_ts
+        alerts = self.push_record(record)
+        after = buffer.max_ts
         if after != before or self.grace_s <= 0:
-            self._released_until(after)
+            self._released_until(after - self.grace_s)
         return alerts
 
     def _finish(self, input_end: float | None) -> list[Alert]:

@@ -11,9 +11,10 @@ call each other directly, so a partial build is never used).
 Left interpreted (:data:`INTERPRETED`): the package ``__init__`` files and
 :mod:`models.compiled` (they choose where the rest loads from); config loading
 (:mod:`models.settings`, :mod:`models.configuring`, :mod:`detectors.registry`: they run once
-and read annotations); :mod:`models.errors`, whose classes other packages subclass; and
-:mod:`detectors.pipeline`, whose ``push`` the worker's metrics and the benchmarks wrap at run
-time. A compiled class refuses both.
+and read annotations); and :mod:`models.errors`, whose classes other packages subclass, which
+a compiled class refuses. :mod:`detectors.pipeline` is compiled: the worker's metrics and the
+benchmarks time its ``push`` through the partition engine's ``push_record``, not by replacing
+the method.
 
     python tools/compile.py            # build (or rebuild) build/compiled/
     python tools/compile.py --clean    # remove it: everything loads from the sources again
