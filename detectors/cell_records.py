@@ -112,12 +112,23 @@ def silence_from_wire(d: dict[str, Any]) -> Silence:
     )  # fmt: skip
 
 
-@dataclass(slots=True)
+# init=False: a written __init__ is compiled, a generated one runs interpreted (test_written_init.py)
+@dataclass(slots=True, init=False)
 class SampleNote:
     sample: Sample
     deliveries: list[tuple[int, list[int]]] = field(default_factory=list)  # (channel, cells)
     # (pair detector, from cell, to cell, slot of the entity's last sample in the old cell)
     handoffs: list[tuple[int, int, int, float]] = field(default_factory=list)
+
+    def __init__(
+        self,
+        sample: Sample,
+        deliveries: list[tuple[int, list[int]]] | None = None,
+        handoffs: list[tuple[int, int, int, float]] | None = None,
+    ) -> None:
+        self.sample = sample
+        self.deliveries = [] if deliveries is None else deliveries
+        self.handoffs = [] if handoffs is None else handoffs
 
     def cells(self) -> list[int]:
         out: list[int] = []

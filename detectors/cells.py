@@ -227,7 +227,8 @@ def finite_or_none(value: float) -> int | None:
 # ---------------------------------------------------------------------------- records
 
 
-@dataclass(slots=True)
+# init=False: a written __init__ is compiled, a generated one runs interpreted (test_written_init.py)
+@dataclass(slots=True, init=False)
 class Sample:
     """One entity at one slot boundary: interpolated between two fixes, or a fix snapped to it.
 
@@ -248,6 +249,36 @@ class Sample:
     ship_type: int | None = None
     nav_status: int | None = None
     altitude_ft: float | None = None  # of the fix that closes the interpolation (aircraft)
+
+    def __init__(
+        self,
+        key: str,
+        etype: EntityType,
+        eid: str,
+        ts: float,
+        lat: float,
+        lon: float,
+        speed_kn: float | None,
+        home: int,
+        gap_s: float,
+        name: str | None = None,
+        ship_type: int | None = None,
+        nav_status: int | None = None,
+        altitude_ft: float | None = None,
+    ) -> None:
+        self.key = key
+        self.etype = etype
+        self.eid = eid
+        self.ts = ts
+        self.lat = lat
+        self.lon = lon
+        self.speed_kn = speed_kn
+        self.home = home
+        self.gap_s = gap_s
+        self.name = name
+        self.ship_type = ship_type
+        self.nav_status = nav_status
+        self.altitude_ft = altitude_ft
 
 
 @dataclass(slots=True)

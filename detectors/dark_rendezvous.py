@@ -89,12 +89,19 @@ class DarkRendezvousConfig:
             raise ValueError("max_silence_s must not be below min_silence_s")
 
 
-@dataclass(slots=True)
+# init=False: a written __init__ is compiled, a generated one runs interpreted (test_written_init.py)
+@dataclass(slots=True, init=False)
 class LogEntry:
     ts: float
     lat: float
     lon: float
     speed_kn: float
+
+    def __init__(self, ts: float, lat: float, lon: float, speed_kn: float) -> None:
+        self.ts = ts
+        self.lat = lat
+        self.lon = lon
+        self.speed_kn = speed_kn
 
 
 @dataclass(slots=True)

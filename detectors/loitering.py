@@ -56,7 +56,8 @@ class LoiteringConfig:
     severity: str = field(default="medium", metadata=bounds(choices=("low", "medium", "high")))
 
 
-@dataclass(slots=True)
+# init=False: a written __init__ is compiled, a generated one runs interpreted (test_written_init.py)
+@dataclass(slots=True, init=False)
 class LoiteringState:
     entity_id: str = ""
     since_ts: float | None = None  # first slow fix of the episode
@@ -75,6 +76,44 @@ class LoiteringState:
     emitted_end: float = 0.0
     intervals: list[float] = field(default_factory=list)  # the episode's last report intervals
     longest_s: float = 0.0  # longest interval the episode bridged
+
+    def __init__(
+        self,
+        entity_id: str = "",
+        since_ts: float | None = None,
+        last_ts: float = 0.0,
+        slow_ts: float = 0.0,
+        fast_since: float | None = None,
+        n: int = 0,
+        sum_lat: float = 0.0,
+        sum_lon: float = 0.0,
+        first_lat: float = 0.0,
+        first_lon: float = 0.0,
+        radius_m: float = 0.0,
+        derived: int = 0,
+        hist: list[int] | None = None,
+        revision: int = 0,
+        emitted_end: float = 0.0,
+        intervals: list[float] | None = None,
+        longest_s: float = 0.0,
+    ) -> None:
+        self.entity_id = entity_id
+        self.since_ts = since_ts
+        self.last_ts = last_ts
+        self.slow_ts = slow_ts
+        self.fast_since = fast_since
+        self.n = n
+        self.sum_lat = sum_lat
+        self.sum_lon = sum_lon
+        self.first_lat = first_lat
+        self.first_lon = first_lon
+        self.radius_m = radius_m
+        self.derived = derived
+        self.hist = [] if hist is None else hist
+        self.revision = revision
+        self.emitted_end = emitted_end
+        self.intervals = [] if intervals is None else intervals
+        self.longest_s = longest_s
 
 
 class LoiteringDetector:

@@ -22,7 +22,8 @@ FLAG_NEW_SEGMENT = 4  # first fix of a track, or first after a re-anchor of the 
 _OPTIONAL_FLOATS = ("speed_kn", "course_deg", "heading_deg", "altitude_ft", "vertical_rate_fpm")
 
 
-@dataclass(slots=True)
+# init=False: a written __init__ is compiled, a generated one runs interpreted (test_written_init.py)
+@dataclass(slots=True, init=False)
 class Position:
     """One observed position of a vessel or an aircraft, at an event time.
 
@@ -45,6 +46,40 @@ class Position:
     callsign: str | None = None
     flags: int = 0
     implied_speed_kn: float | None = None
+
+    def __init__(
+        self,
+        entity_type: EntityType,
+        entity_id: str,
+        ts: float,
+        lat: float,
+        lon: float,
+        speed_kn: float | None = None,
+        course_deg: float | None = None,
+        heading_deg: float | None = None,
+        altitude_ft: float | None = None,
+        vertical_rate_fpm: float | None = None,
+        nav_status: int | None = None,
+        source: str = "",
+        callsign: str | None = None,
+        flags: int = 0,
+        implied_speed_kn: float | None = None,
+    ) -> None:
+        self.entity_type = entity_type
+        self.entity_id = entity_id
+        self.ts = ts
+        self.lat = lat
+        self.lon = lon
+        self.speed_kn = speed_kn
+        self.course_deg = course_deg
+        self.heading_deg = heading_deg
+        self.altitude_ft = altitude_ft
+        self.vertical_rate_fpm = vertical_rate_fpm
+        self.nav_status = nav_status
+        self.source = source
+        self.callsign = callsign
+        self.flags = flags
+        self.implied_speed_kn = implied_speed_kn
 
     @property
     def time(self) -> datetime:
@@ -77,14 +112,24 @@ class Position:
 
     @classmethod
     def from_wire(cls, obj: Any) -> Position:
-        """Validate one decoded JSON object. Raises :class:`DecodeError` with a reason label."""
+        """Validate one decoded JSON object. Raises :class:`DecodeError` with a reason label.
+
+        The worker runs this for every position it reads: plain ``dict.get`` and type tests,
+        each field checked once, the optional ones straight into the constructor.
+        """
         if not isinstance(obj, dict):
             raise DecodeError("not_an_object", type(obj).__name__)
         etype = obj.get("type")
         if etype not in ENTITY_TYPES:
             raise DecodeError("bad_entity_type", repr(etype))
         ident = obj.get("id")
-        if not isinstance(ident, str | int) or isinstance(ident, bool) or str(ident).strip() == "":
+        if isinstance(ident, str):
+            entity_id = ident.strip()
+        elif isinstance(ident, int) and not isinstance(ident, bool):
+            entity_id = str(ident)
+        else:
+            raise DecodeError("bad_id", repr(ident))
+        if not entity_id:
             raise DecodeError("bad_id", repr(ident))
         when = obj.get("time")
         if isinstance(when, str):
@@ -94,35 +139,45 @@ class Position:
                 raise DecodeError("bad_time", when) from exc
         else:
             ts = finite_number(when, "bad_time")
-        lat = finite_number(obj.get("lat"), "bad_lat")
-        lon = finite_number(obj.get("lon"), "bad_lon")
-        pos = cls(
-            entity_type=etype,
-            entity_id=str(ident).strip(),
-            ts=ts,
-            lat=lat,
-            lon=lon,
-            source=str(obj.get("source") or "jsonl"),
-        )
-        for name in _OPTIONAL_FLOATS:
-            value = obj.get(name)
-            if value is not None:
-                setattr(pos, name, finite_number(value, f"bad_{name}"))
         status = obj.get("nav_status")
-        if status is not None:
-            pos.nav_status = int(finite_number(status, "bad_nav_status"))
         callsign = obj.get("callsign")
-        if isinstance(callsign, str) and callsign.strip():
-            pos.callsign = callsign.strip()
+        pos = Position(
+            entity_type=etype,
+            entity_id=entity_id,
+            ts=ts,
+            lat=finite_number(obj.get("lat"), "bad_lat"),
+            lon=finite_number(obj.get("lon"), "bad_lon"),
+            speed_kn=_optional_number(obj, "speed_kn"),
+            course_deg=_optional_number(obj, "course_deg"),
+            heading_deg=_optional_number(obj, "heading_deg"),
+            altitude_ft=_optional_number(obj, "altitude_ft"),
+            vertical_rate_fpm=_optional_number(obj, "vertical_rate_fpm"),
+            nav_status=None if status is None else int(finite_number(status, "bad_nav_status")),
+            source=str(obj.get("source") or "jsonl"),
+            callsign=callsign.strip() if isinstance(callsign, str) and callsign.strip() else None,
+        )
         check_position(pos)
         return pos
 
 
+def _optional_number(obj: dict[str, Any], name: str) -> float | None:
+    """``obj[name]`` as a finite float, None when absent or null; the reason is ``bad_<name>``."""
+    value = obj.get(name)
+    if value is None:
+        return None
+    if type(value) is float and math.isfinite(value):
+        return value
+    return finite_number(value, "bad_" + name)
+
+
 def finite_number(value: Any, reason: str) -> float:
     """A JSON number as a finite float; anything else (booleans, text, inf, nan) raises DecodeError."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if type(value) is float:  # the common case: no conversion
+        out = value
+    elif isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DecodeError(reason, repr(value))
-    out = float(value)
+    else:
+        out = float(value)
     if not math.isfinite(out):
         raise DecodeError(reason, repr(value))
     return out
