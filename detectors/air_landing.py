@@ -31,7 +31,7 @@ dropped: a clandestine strip is a base too.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from detectors.base import Environment, NoGeography, TrackContext
 from detectors.evidence import threshold_values, with_thresholds
@@ -45,7 +45,7 @@ from models.position import FLAG_IMPLAUSIBLE, FLAG_NEW_SEGMENT, Position
 AIRBORNE, TOUCHDOWN, LANDED = 0, 1, 2
 
 # evidence["thresholds"]: the config values a touchdown and the stay on the ground are judged against
-THRESHOLDS = (
+THRESHOLDS: Final = (
     "max_ground_speed_kn", "max_ground_vrate_fpm", "ground_margin_ft", "terrain_ref_m", "min_descent_ft",
     "descent_lookback_s", "min_ground_s", "lost_after_s", "break_after_s", "max_gap_s", "airfield_exclusion_m",
     "home_radius_m",

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from detectors.base import Environment, NoGeography, TrackContext
 from detectors.evidence import threshold_values, with_thresholds
@@ -45,14 +45,14 @@ from models.position import FLAG_IMPLAUSIBLE, FLAG_NEW_SEGMENT, Position
 from models.units import DEG_TO_RAD, M_PER_DEG_LAT
 
 # evidence["thresholds"]: the config values an episode is judged against
-THRESHOLDS = (
+THRESHOLDS: Final = (
     "window_s", "min_path_ratio", "keep_path_ratio", "min_path_m", "max_radius_m", "max_gap_s", "break_after_s",
     "airfield_exclusion_m", "airfield_below_ft",
 )  # fmt: skip
 
 # One sample: (ts, lat, lon, altitude ft or NaN, path flown since the window restarted, m)
 Sample = tuple[float, float, float, float, float]
-NAN = float("nan")
+NAN: Final = float("nan")
 
 
 @dataclass(frozen=True)

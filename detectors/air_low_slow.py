@@ -17,7 +17,7 @@ altitude or speed spike (GTEKV has both) does not split it; a silence longer tha
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from detectors.base import Environment, NoGeography, TrackContext
 from detectors.evidence import threshold_values, with_thresholds
@@ -29,7 +29,14 @@ from models.geo import haversine_m
 from models.position import FLAG_IMPLAUSIBLE, Position
 
 # evidence["thresholds"]: the config values an episode is judged against
-THRESHOLDS = ("max_altitude_ft", "max_speed_kn", "min_duration_s", "max_gap_s", "break_after_s", "airfield_exclusion_m")
+THRESHOLDS: Final = (
+    "max_altitude_ft",
+    "max_speed_kn",
+    "min_duration_s",
+    "max_gap_s",
+    "break_after_s",
+    "airfield_exclusion_m",
+)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from detectors.base import Environment, TrackContext
 from detectors.evidence import threshold_values, with_thresholds
@@ -55,16 +55,16 @@ from models.geo import bearing_deg, equirectangular_m, wrap_lon
 from models.position import FLAG_DERIVED_KINEMATICS, FLAG_IMPLAUSIBLE, FLAG_NEW_SEGMENT, Position
 from models.units import DEG_TO_RAD, M_PER_DEG_LAT
 
-FULL_TURN_DEG = 360.0
-MIN_MOVE_M = 20.0  # a heading from positions needs at least this displacement
+FULL_TURN_DEG: Final = 360.0
+MIN_MOVE_M: Final = 20.0  # a heading from positions needs at least this displacement
 
 # One sample: (ts, lat, lon, cumulative signed turn °, cumulative absolute turn °,
 # altitude ft or NaN, ground speed kn or NaN, cumulative count of fixes)
 Sample = tuple[float, float, float, float, float, float, float, int]
-NAN = float("nan")
+NAN: Final = float("nan")
 
 # evidence["thresholds"]: the config values an orbit (and a glider's thermalling) is judged against
-THRESHOLDS = (
+THRESHOLDS: Final = (
     "radius_m", "min_turns", "min_duration_s", "min_lap_s", "max_lap_s", "min_net_ratio", "min_speed_kn",
     "max_turn_rate_dps", "max_gap_s", "break_after_s", "airfield_exclusion_m", "airfield_below_ft",
     "glider_max_speed_kn", "glider_min_gain_ft", "glider_min_climb_fpm", "glider_report_thermals",

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from detectors.base import Environment, NoGeography
 from detectors.cells import Sample, finite_or_none, is_ship_station, shared_sea_check
@@ -63,12 +63,12 @@ from models.alert import Alert, AlertStatus, DetectorInfo, EntityRef, Severity
 from models.configuring import bounds, config_hash
 from models.geo import haversine_m
 
-SPEED_BIN_KN = 0.25
-_LEVELS: tuple[Severity, ...] = ("low", "medium", "high")
+SPEED_BIN_KN: Final = 0.25
+_LEVELS: Final[tuple[Severity, ...]] = ("low", "medium", "high")
 
 # AIS ship types whose work is to be met by aircraft: military operations (35), search and
 # rescue (51), law enforcement (55). A patrol drone over its own ship is not a rendezvous.
-OWN_SIDE_SHIP_TYPES = (35, 51, 55)
+OWN_SIDE_SHIP_TYPES: Final = (35, 51, 55)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from detectors.base import Environment, TrackContext
 from detectors.cells import finite_or_none
@@ -51,21 +51,21 @@ from models.geo import haversine_m
 from models.position import FLAG_IMPLAUSIBLE, Position
 from models.units import KN_PER_MPS
 
-ZONE_GAP_PROPERTY = "ais_gap_min_gap_s"
+ZONE_GAP_PROPERTY: Final = "ais_gap_min_gap_s"
 # evidence["thresholds"]: these config values, then the silence this alert needed
 # (``min_gap_s``: the threshold above) and the base it came from (``base_min_gap_s``)
-THRESHOLDS = (
+THRESHOLDS: Final = (
     "offshore_distance_m", "interval_factor", "min_intervals", "min_shore_distance_m", "port_exclusion_m",
     "lost_after_s",
 )  # fmt: skip
-HIST_BINS = 18  # log2 bins of report intervals: [1 s, 2 s) ... [2^17 s ≈ 36 h, ∞)
-HIST_HALVE_AT = 64
+HIST_BINS: Final = 18  # log2 bins of report intervals: [1 s, 2 s) ... [2^17 s ≈ 36 h, ∞)
+HIST_HALVE_AT: Final = 64
 
 # Silence phases
-_WATCHING = 0  # silence not yet long enough to judge
-_ARMED = 1  # judged at sea: open when last seen + threshold passes
-_IGNORED = 2  # judged not at sea (port, shore, exclusion zone): this silence never alerts
-_OPEN = 3  # alert open, waiting for the vessel to reappear
+_WATCHING: Final = 0  # silence not yet long enough to judge
+_ARMED: Final = 1  # judged at sea: open when last seen + threshold passes
+_IGNORED: Final = 2  # judged not at sea (port, shore, exclusion zone): this silence never alerts
+_OPEN: Final = 3  # alert open, waiting for the vessel to reappear
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from detectors import state_codec
 from detectors.base import TrackContext
@@ -30,7 +30,7 @@ from detectors.cells import AreaDetector, Grid, PairDetector, Sample, Silence, s
 from models.alert import Alert
 from models.position import FLAG_IMPLAUSIBLE, FLAG_NEW_SEGMENT, EntityType, Position
 
-INTERVALS = 7  # an entity's usual reporting interval: the median of its last few
+INTERVALS: Final = 7  # an entity's usual reporting interval: the median of its last few
 
 
 @dataclass(slots=True)

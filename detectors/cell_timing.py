@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
-DEFAULT_SLOT_S = 60.0
-DEFAULT_MAX_INTERP_GAP_S = 600.0
+DEFAULT_SLOT_S: Final = 60.0
+DEFAULT_MAX_INTERP_GAP_S: Final = 600.0
 
 
 @dataclass(frozen=True)

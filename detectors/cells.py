@@ -29,15 +29,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Final, Protocol
 
 from detectors.base import Environment
 from models.alert import Alert, DetectorInfo
 from models.position import EntityType
 from models.units import DEG_TO_RAD, M_PER_DEG_LAT
 
-CELL_DEG = 0.05
-_COL_STRIDE = 1 << 16
+CELL_DEG: Final = 0.05
+_COL_STRIDE: Final = 1 << 16
 
 
 class Grid:
@@ -199,7 +199,7 @@ class SeaCheck:
 
 
 _SHARED: dict[tuple[int, int, float, float], SeaCheck] = {}
-_SHARED_MAX = 8
+_SHARED_MAX: Final = 8
 
 
 def shared_sea_check(env: Environment, port_m: float, shore_m: float) -> SeaCheck:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Final
 
 from models.geo import haversine_m
 from models.position import FLAG_DERIVED_KINEMATICS, FLAG_IMPLAUSIBLE, FLAG_NEW_SEGMENT, Position
 from models.settings import CleaningConfig
 from models.units import DEG_TO_RAD, EARTH_RADIUS_M, KN_PER_MPS
 
-DUPLICATE = "duplicate"
-LATE = "late"
+DUPLICATE: Final = "duplicate"
+LATE: Final = "late"
 
 
 @dataclass(slots=True)
@@ -50,12 +51,7 @@ def _implied_kn(dist_m: float, dt_s: float) -> float:
 # The hot path below computes exactly what models.geo.haversine_m / bearing_deg and
 # round() give (same operations in the same order, so the same floats): it only shares
 # the fix's cos(latitude) between the two distances and skips the calls.
-_sin = math.sin
-_cos = math.cos
-_asin = math.asin
-_sqrt = math.sqrt
-_floor = math.floor
-_TWO_R = 2.0 * EARTH_RADIUS_M
+_TWO_R: Final = 2.0 * EARTH_RADIUS_M
 
 
 def _round(x: float, scale: float) -> float:
@@ -69,7 +65,7 @@ def _round(x: float, scale: float) -> float:
     """
     if 0.0 < x < 1e9:
         y = x * scale
-        k = _floor(y)
+        k = math.floor(y)
         frac = y - k
         if frac < 0.49:
             return k / scale
@@ -81,8 +77,8 @@ def _round(x: float, scale: float) -> float:
 def _distance_m(lat1: float, lon1: float, p2: float, cos_p2: float, lon2: float) -> float:
     """haversine_m(lat1, lon1, lat2, lon2) given p2 = lat2 in radians and cos(p2)."""
     p1 = lat1 * DEG_TO_RAD
-    a = _sin((p2 - p1) * 0.5) ** 2 + _cos(p1) * cos_p2 * _sin((lon2 - lon1) * DEG_TO_RAD * 0.5) ** 2
-    return _TWO_R * _asin(_sqrt(a if a < 1.0 else 1.0))
+    a = math.sin((p2 - p1) * 0.5) ** 2 + math.cos(p1) * cos_p2 * math.sin((lon2 - lon1) * DEG_TO_RAD * 0.5) ** 2
+    return _TWO_R * math.asin(math.sqrt(a if a < 1.0 else 1.0))
 
 
 def clean(state: CleanState | None, fix: Position, cfg: CleaningConfig) -> tuple[CleanState | None, str | None]:
@@ -91,7 +87,7 @@ def clean(state: CleanState | None, fix: Position, cfg: CleaningConfig) -> tuple
         fix.flags |= FLAG_NEW_SEGMENT
         state = CleanState(fix.ts, fix.lat, fix.lon, fix.ts, fix.lat, fix.lon)
         p2 = fix.lat * DEG_TO_RAD
-        _derive(state, fix, cfg, p2, _cos(p2))
+        _derive(state, fix, cfg, p2, math.cos(p2))
         return state, None
     ts = fix.ts
     lat = fix.lat
@@ -102,7 +98,7 @@ def clean(state: CleanState | None, fix: Position, cfg: CleaningConfig) -> tuple
         return state, DUPLICATE
 
     p2 = lat * DEG_TO_RAD
-    cos_p2 = _cos(p2)
+    cos_p2 = math.cos(p2)
     dist = _distance_m(state.good_lat, state.good_lon, p2, cos_p2, lon)
     dt = ts - state.good_ts
     implied = dist / (1.0 if dt < 1.0 else dt) * KN_PER_MPS  # _implied_kn
@@ -167,13 +163,13 @@ def _derive(state: CleanState, fix: Position, cfg: CleaningConfig, p2: float, co
         return
     # haversine_m(base, fix) and, when needed, bearing_deg(base, fix), sharing cos/sin terms
     p1 = base_lat * DEG_TO_RAD
-    cos_p1 = _cos(p1)
+    cos_p1 = math.cos(p1)
     dl = (fix.lon - base_lon) * DEG_TO_RAD
-    a = _sin((p2 - p1) * 0.5) ** 2 + cos_p1 * cos_p2 * _sin(dl * 0.5) ** 2
-    dist = _TWO_R * _asin(_sqrt(a if a < 1.0 else 1.0))
+    a = math.sin((p2 - p1) * 0.5) ** 2 + cos_p1 * cos_p2 * math.sin(dl * 0.5) ** 2
+    dist = _TWO_R * math.asin(math.sqrt(a if a < 1.0 else 1.0))
     fix.speed_kn = _round(dist / dt * KN_PER_MPS, 100.0)
     if fix.course_deg is None and dist > 10.0:
-        y = _sin(dl) * cos_p2
-        x = cos_p1 * _sin(p2) - _sin(p1) * cos_p2 * _cos(dl)
+        y = math.sin(dl) * cos_p2
+        x = cos_p1 * math.sin(p2) - math.sin(p1) * cos_p2 * math.cos(dl)
         fix.course_deg = _round((math.degrees(math.atan2(y, x)) + 360.0) % 360.0, 10.0)
     fix.flags |= FLAG_DERIVED_KINEMATICS

@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from detectors.base import Environment
 from detectors.candidates import slow_vessel_at_sea
@@ -53,10 +53,10 @@ from models.geo import haversine_m
 from models.timeutil import to_iso
 from models.units import M_PER_DEG_LAT
 
-SPEED_BIN_KN = 0.1
+SPEED_BIN_KN: Final = 0.1
 # evidence["thresholds"]: the config values a silence and its companion are judged against
 # (a vessel's silence must also last interval_factor × its usual reporting interval)
-THRESHOLDS = (
+THRESHOLDS: Final = (
     "max_distance_m", "min_silence_s", "max_silence_s", "interval_factor", "min_fixes", "max_dark_speed_kn",
     "before_s", "companion_max_speed_kn", "min_companion_s", "companion_after_s", "port_exclusion_m",
     "min_shore_distance_m",

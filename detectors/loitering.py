@@ -20,7 +20,7 @@ Watch resamples tracks across gaps under 1 h). A vessel heard every few seconds 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from detectors.base import Environment, TrackContext
 from detectors.cells import finite_or_none, sample_key, shared_sea_check
@@ -31,13 +31,13 @@ from models.configuring import bounds, config_hash
 from models.geo import haversine_m
 from models.position import FLAG_DERIVED_KINEMATICS, FLAG_IMPLAUSIBLE, Position
 
-SPEED_BIN_KN = 0.1
+SPEED_BIN_KN: Final = 0.1
 # evidence["thresholds"]: the config values an episode is judged against
-THRESHOLDS = (
+THRESHOLDS: Final = (
     "max_speed_kn", "min_duration_s", "max_gap_s", "sparse_max_gap_s", "interval_factor", "break_after_s",
     "port_exclusion_m", "min_shore_distance_m",
 )  # fmt: skip
-INTERVALS = 5  # the usual interval: the lower median of an episode's last few
+INTERVALS: Final = 5  # the usual interval: the lower median of an episode's last few
 
 
 @dataclass(frozen=True)

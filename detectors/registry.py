@@ -64,8 +64,7 @@ def detector_configs(tables: Mapping[str, Mapping[str, Any]], source: str | None
     if unknown:
         raise ConfigError(f"detectors.{unknown[0]}", f"unknown detector (known: {', '.join(known)})", source)
     return {
-        name: build_config(reg.config_cls, tables.get(name), f"detectors.{name}", source)
-        for name, reg in known.items()
+        name: build_config(reg.config_cls, tables.get(name), f"detectors.{name}", source) for name, reg in known.items()
     }
 
 

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from detectors.base import Environment
 from detectors.candidates import slow_vessel_at_sea
@@ -59,19 +59,19 @@ from detectors.lifecycle import AlertDraft, emit, saturating
 from models.alert import Alert, AlertStatus, DetectorInfo, EntityRef, Severity
 from models.configuring import bounds, config_hash
 
-SPEED_BIN_KN = 0.1
-DIST_BINS = 50
-DENSE_SLOTS = 3  # a slot is well sampled when both were interpolated over at most this many slots
+SPEED_BIN_KN: Final = 0.1
+DIST_BINS: Final = 50
+DENSE_SLOTS: Final = 3  # a slot is well sampled when both were interpolated over at most this many slots
 
 # AIS ship types that work alongside other vessels for a living: towing (31, 32), pilot (50),
 # search and rescue (51), tug (52), port tender (53), law enforcement (55).
-SERVICE_SHIP_TYPES = (31, 32, 50, 51, 52, 53, 55)
+SERVICE_SHIP_TYPES: Final = (31, 32, 50, 51, 52, 53, 55)
 
 # AIS navigational statuses of a vessel that is not going anywhere: at anchor (1), moored (5).
-ANCHORED_NAV_STATUSES = (1, 5)
+ANCHORED_NAV_STATUSES: Final = (1, 5)
 
 # evidence["thresholds"]: the config values a pair's slots and episode are judged against
-THRESHOLDS = (
+THRESHOLDS: Final = (
     "max_distance_m", "min_duration_s", "max_median_speed_kn", "max_speed_kn", "merge_gap_s",
     "max_interp_gap_s", "sparse_interp_gap_s", "sparse_min_duration_s", "port_exclusion_m", "min_shore_distance_m",
 )  # fmt: skip

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from models.alert import Alert
 from models.errors import ConfigError
@@ -26,8 +26,8 @@ from models.zones import Zone, ZoneIndex
 if TYPE_CHECKING:
     from models.settings import Settings
 
-RELEASE_PROPERTY = "release"  # zone GeoJSON property naming a release label
-RELEASE_EVIDENCE = "release"
+RELEASE_PROPERTY: Final = "release"  # zone GeoJSON property naming a release label
+RELEASE_EVIDENCE: Final = "release"
 
 
 @dataclass(frozen=True)

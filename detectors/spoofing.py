@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from detectors.base import Environment, TrackContext
 from detectors.evidence import threshold_values, with_thresholds
@@ -66,22 +66,22 @@ from models.timeutil import to_iso
 from models.units import DEG_TO_RAD, KN_PER_MPS, M_PER_DEG_LAT
 
 # evidence["thresholds"]: the config values the evidence is judged against
-THRESHOLDS = (
+THRESHOLDS: Final = (
     "strong_jump_speed_kn", "alternation_ratio", "min_events", "window_s", "burst_s", "quiet_s", "land_margin_m",
     "land_min_fixes", "sog_mismatch_kn", "mismatch_min_jump_m",
 )  # fmt: skip
-AIRCRAFT_THRESHOLDS = (
+AIRCRAFT_THRESHOLDS: Final = (
     "aircraft_strong_jump_speed_kn", "aircraft_min_jump_m", "alternation_ratio", "min_events", "window_s", "burst_s",
     "quiet_s",
 )  # fmt: skip
 
-SHIP_MMSI_MIN = 200_000_000
-SHIP_MMSI_MAX = 799_999_999
+SHIP_MMSI_MIN: Final = 200_000_000
+SHIP_MMSI_MAX: Final = 799_999_999
 
-ALTERNATION = "shared_mmsi"
-TELEPORT = "teleport"
-ON_LAND = "on_land"
-INVALID_MMSI = "invalid_mmsi"
+ALTERNATION: Final = "shared_mmsi"
+TELEPORT: Final = "teleport"
+ON_LAND: Final = "on_land"
+INVALID_MMSI: Final = "invalid_mmsi"
 # Independent lines of evidence: two of them make an alert high severity.
 _FAMILY = {ALTERNATION: "track", TELEPORT: "track", ON_LAND: "land", INVALID_MMSI: "identity"}
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from models.errors import DecodeError
 
 T = TypeVar("T")
 
-TRUSTED_PACKAGES: tuple[str, ...] = ("detectors.", "models.")
+TRUSTED_PACKAGES: Final[tuple[str, ...]] = ("detectors.", "models.")
 
 _REGISTRY: dict[str, type[Any]] = {}
 _FIELDS: dict[type[Any], tuple[tuple[str, ...], tuple[str, ...]]] = {}  # (init fields, other fields)

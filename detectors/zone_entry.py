@@ -38,7 +38,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from detectors.base import Environment, TrackContext
 from detectors.evidence import threshold_values, where, with_thresholds
@@ -49,10 +49,10 @@ from models.errors import ConfigError
 from models.position import FLAG_IMPLAUSIBLE, Position
 from models.timeutil import to_iso
 
-SEVERITIES = ("low", "medium", "high")
+SEVERITIES: Final = ("low", "medium", "high")
 # evidence["thresholds"]: these config values, then the zone's own filter values
-THRESHOLDS = ("leave_after_s", "visit_timeout_s")
-ZONE_THRESHOLDS = ("dark_entry_min_gap_s", "min_speed_kn", "max_speed_kn")
+THRESHOLDS: Final = ("leave_after_s", "visit_timeout_s")
+ZONE_THRESHOLDS: Final = ("dark_entry_min_gap_s", "min_speed_kn", "max_speed_kn")
 
 
 @dataclass(frozen=True)

@@ -23,16 +23,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from models.geo import haversine_m, nearest_of
 from models.units import DEG_TO_RAD, EARTH_RADIUS_M, M_PER_DEG_LAT
 
 __all__ = ["Airfield", "AirfieldIndex", "default_airfields"]
 
-_TWO_R = 2.0 * EARTH_RADIUS_M
-_COLUMNS = ("icao", "name", "country", "elevation", "lat", "lon")
-_BUCKET_DEG = 1.0
+_TWO_R: Final = 2.0 * EARTH_RADIUS_M
+_COLUMNS: Final = ("icao", "name", "country", "elevation", "lat", "lon")
+_BUCKET_DEG: Final = 1.0
 # (lower bound of the distance over the cell in metres, lat rad, lon rad, cos lat, index), by bound
 _Candidate = tuple[float, float, float, float, int]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from models.errors import DecodeError
 from models.position import EntityType
@@ -23,7 +23,7 @@ AlertKind = Literal[
     "air_landing",
     "air_sea_rendezvous",
 ]
-ALERT_KINDS: tuple[str, ...] = (
+ALERT_KINDS: Final[tuple[str, ...]] = (
     "loitering",
     "rendezvous",
     "dark_rendezvous",
@@ -37,9 +37,9 @@ ALERT_KINDS: tuple[str, ...] = (
     "air_sea_rendezvous",
 )
 AlertStatus = Literal["open", "update", "closed"]
-ALERT_STATUSES: tuple[str, ...] = ("open", "update", "closed")
+ALERT_STATUSES: Final[tuple[str, ...]] = ("open", "update", "closed")
 Severity = Literal["low", "medium", "high"]
-SEVERITIES: tuple[str, ...] = ("low", "medium", "high")
+SEVERITIES: Final[tuple[str, ...]] = ("low", "medium", "high")
 
 
 @dataclass(slots=True, frozen=True, order=True)
@@ -104,9 +104,7 @@ class Alert:
         """Fill entity names known to the shell (static data) without changing anything else."""
         if not any(e.name is None and e.id in names for e in self.entities):
             return self
-        ents = tuple(
-            EntityRef(e.type, e.id, names.get(e.id)) if e.name is None else e for e in self.entities
-        )
+        ents = tuple(EntityRef(e.type, e.id, names.get(e.id)) if e.name is None else e for e in self.entities)
         return replace(self, entities=ents)
 
     def to_wire(self) -> dict[str, Any]:
@@ -140,9 +138,7 @@ class Alert:
                 end_ts=parse_iso(obj["end"]),
                 lat=float(obj["lat"]),
                 lon=float(obj["lon"]),
-                entities=tuple(
-                    EntityRef(e["type"], str(e["id"]), e.get("name")) for e in obj["entities"]
-                ),
+                entities=tuple(EntityRef(e["type"], str(e["id"]), e.get("name")) for e in obj["entities"]),
                 severity=obj["severity"],
                 confidence=float(obj["confidence"]),
                 detector=DetectorInfo(**obj["detector"]),

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Final
 
 from models.units import DEG_TO_RAD, EARTH_RADIUS_M, M_PER_DEG_LAT
 
-_TWO_R = 2.0 * EARTH_RADIUS_M
-_sin = math.sin
-_cos = math.cos
-_asin = math.asin
-_sqrt = math.sqrt
+_TWO_R: Final = 2.0 * EARTH_RADIUS_M
 
 
 def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -20,8 +17,8 @@ def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p2 = lat2 * DEG_TO_RAD
     dp = p2 - p1
     dl = (lon2 - lon1) * DEG_TO_RAD
-    a = _sin(dp * 0.5) ** 2 + _cos(p1) * _cos(p2) * _sin(dl * 0.5) ** 2
-    return _TWO_R * _asin(_sqrt(a if a < 1.0 else 1.0))  # a if … == min(1.0, a), NaN included
+    a = math.sin(dp * 0.5) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl * 0.5) ** 2
+    return _TWO_R * math.asin(math.sqrt(a if a < 1.0 else 1.0))  # a if … == min(1.0, a), NaN included
 
 
 def equirectangular_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -37,9 +34,9 @@ def equirectangular_m(lat1: float, lon1: float, lat2: float, lon2: float) -> flo
         dlon -= 360.0
     elif dlon < -180.0:
         dlon += 360.0
-    x = dlon * _cos((lat1 + lat2) * (0.5 * DEG_TO_RAD))
+    x = dlon * math.cos((lat1 + lat2) * (0.5 * DEG_TO_RAD))
     y = lat2 - lat1
-    return M_PER_DEG_LAT * _sqrt(x * x + y * y)
+    return M_PER_DEG_LAT * math.sqrt(x * x + y * y)
 
 
 def wrap_lon(lon: float) -> float:
@@ -92,12 +89,11 @@ def nearest_of(
     c1 = math.cos(p1)
     best = math.inf
     best_i = -1
-    sin = math.sin
     for low, p2, l2, c2, i in candidates:
         if low >= best:
             break
-        sp = sin((p2 - p1) * 0.5)
-        sl = sin((l2 - l1) * 0.5)
+        sp = math.sin((p2 - p1) * 0.5)
+        sl = math.sin((l2 - l1) * 0.5)
         a = sp * sp + c1 * c2 * sl * sl
         d = _TWO_R * math.asin(math.sqrt(a if a < 1.0 else 1.0))
         if d < best:

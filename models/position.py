@@ -5,21 +5,21 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from models.errors import DecodeError
 from models.timeutil import parse_iso, to_datetime, to_iso
 
 EntityType = Literal["vessel", "aircraft"]
-ENTITY_TYPES: tuple[EntityType, ...] = ("vessel", "aircraft")
+ENTITY_TYPES: Final[tuple[EntityType, ...]] = ("vessel", "aircraft")
 
 # Bits of Position.flags, set by sources and the track cleaner.
-FLAG_DERIVED_KINEMATICS = 1  # speed/course computed from positions, not reported
-FLAG_IMPLAUSIBLE = 2  # implied speed from the track's last good fix exceeds the limit
-FLAG_NEW_SEGMENT = 4  # first fix of a track, or first after a re-anchor of the track
+FLAG_DERIVED_KINEMATICS: Final = 1  # speed/course computed from positions, not reported
+FLAG_IMPLAUSIBLE: Final = 2  # implied speed from the track's last good fix exceeds the limit
+FLAG_NEW_SEGMENT: Final = 4  # first fix of a track, or first after a re-anchor of the track
 
 # Wire field names (JSON Lines and Kafka values): short, stable, documented in README.
-_OPTIONAL_FLOATS = ("speed_kn", "course_deg", "heading_deg", "altitude_ft", "vertical_rate_fpm")
+_OPTIONAL_FLOATS: Final = ("speed_kn", "course_deg", "heading_deg", "altitude_ft", "vertical_rate_fpm")
 
 
 # init=False: a written __init__ is compiled, a generated one runs interpreted (test_written_init.py)
@@ -184,8 +184,8 @@ def finite_number(value: Any, reason: str) -> float:
 
 
 # Event times outside this window are rejected as implausible (1990-01-01 .. 2100-01-01).
-MIN_EVENT_TS = 631152000.0
-MAX_EVENT_TS = 4102444800.0
+MIN_EVENT_TS: Final = 631152000.0
+MAX_EVENT_TS: Final = 4102444800.0
 
 
 def check_position(pos: Position) -> Position:

@@ -38,7 +38,7 @@ from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -55,14 +55,14 @@ IntArray = npt.NDArray[np.int64]
 
 __all__ = ["Port", "PortIndex", "ReferenceGeography", "ShoreIndex", "load_geography"]
 
-_TWO_R = 2.0 * EARTH_RADIUS_M
-_K = M_PER_DEG_LAT  # metres per degree of latitude
+_TWO_R: Final = 2.0 * EARTH_RADIUS_M
+_K: Final = M_PER_DEG_LAT  # metres per degree of latitude
 
 # Cell keys: depth in the low 2 bits, then column (20 bits), then row.
-_COL_BITS = 20
-_COL_MASK = (1 << _COL_BITS) - 1
-_SUB = 4  # a split cell has 4 × 4 children
-_MAX_DEPTH = 2
+_COL_BITS: Final = 20
+_COL_MASK: Final = (1 << _COL_BITS) - 1
+_SUB: Final = 4  # a split cell has 4 × 4 children
+_MAX_DEPTH: Final = 2
 
 # Node kinds
 _WATER, _LAND, _MIXED = 0, 1, 2
@@ -70,8 +70,8 @@ _CONST, _EXACT = 0, 1
 
 # Reference point of a cell for the land test, as a fraction of its size: deliberately not a
 # round number, so that it never lies on a ring edge aligned with a meridian or parallel.
-_REF_FX = 0.6180339887498949
-_REF_FY = 0.4142135623730951
+_REF_FX: Final = 0.6180339887498949
+_REF_FY: Final = 0.4142135623730951
 
 
 def _tolerance_m(distance_m: float) -> float:
@@ -786,9 +786,8 @@ class ShoreIndex:
     @staticmethod
     def _candidates(lon_c: float, lat_c: float, cand: tuple[FloatArray, ...]) -> tuple[_Candidate, ...]:
         out: list[_Candidate] = []
-        cos = math.cos
         for ax, ay, bx, by, dmin in zip(*(a.tolist() for a in cand), strict=True):
-            ks = cos((lat_c + 0.5 * (ay + by)) * 0.5 * DEG_TO_RAD) * _K
+            ks = math.cos((lat_c + 0.5 * (ay + by)) * 0.5 * DEG_TO_RAD) * _K
             sax = (ax - lon_c) * ks
             say = (ay - lat_c) * _K
             dx = (bx - lon_c) * ks - sax
@@ -828,7 +827,7 @@ class Port:
     harbor_type: str
 
 
-_PORT_COLUMNS = ("wpi", "name", "country", "lat", "lon", "harbor_size", "harbor_type")
+_PORT_COLUMNS: Final = ("wpi", "name", "country", "lat", "lon", "harbor_size", "harbor_type")
 # (lower bound of the distance from the cell, lat rad, lon rad, cos lat, index), by the bound
 _PortCandidate = tuple[float, float, float, float, int]
 

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import math
+from typing import Final
 
-M_PER_NM = 1852.0
-M_PER_FT = 0.3048
-FT_PER_M = 1.0 / M_PER_FT
-MPS_PER_KN = M_PER_NM / 3600.0
-KN_PER_MPS = 1.0 / MPS_PER_KN
-KMH_PER_KN = M_PER_NM / 1000.0
-FPM_PER_MPS = FT_PER_M * 60.0
-EARTH_RADIUS_M = 6_371_008.8
-DEG_TO_RAD = math.pi / 180.0
-M_PER_DEG_LAT = EARTH_RADIUS_M * DEG_TO_RAD
+M_PER_NM: Final = 1852.0
+M_PER_FT: Final = 0.3048
+FT_PER_M: Final = 1.0 / M_PER_FT
+MPS_PER_KN: Final = M_PER_NM / 3600.0
+KN_PER_MPS: Final = 1.0 / MPS_PER_KN
+KMH_PER_KN: Final = M_PER_NM / 1000.0
+FPM_PER_MPS: Final = FT_PER_M * 60.0
+EARTH_RADIUS_M: Final = 6_371_008.8
+DEG_TO_RAD: Final = math.pi / 180.0
+M_PER_DEG_LAT: Final = EARTH_RADIUS_M * DEG_TO_RAD
 
-S_PER_MIN = 60.0
-S_PER_H = 3600.0
-S_PER_DAY = 86400.0
+S_PER_MIN: Final = 60.0
+S_PER_H: Final = 3600.0
+S_PER_DAY: Final = 86400.0
 
 
 def m_to_nm(meters: float) -> float:

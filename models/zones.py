@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import shapely
 from shapely.geometry import shape
@@ -13,7 +13,7 @@ from shapely.strtree import STRtree
 
 from models.errors import ConfigError
 
-ZONE_ROLES = ("watch", "exclusion", "jurisdiction")
+ZONE_ROLES: Final = ("watch", "exclusion", "jurisdiction")
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,8 @@ class Zone:
     properties: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
-CELL_DEG = 0.05
-CACHE_CELLS = 200_000
+CELL_DEG: Final = 0.05
+CACHE_CELLS: Final = 200_000
 
 
 class ZoneIndex:
