@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,9 @@ from detectors.cleaning import CleanState, clean
 from models.alert import Alert
 from models.position import Position, VesselStatic
 from models.settings import CleaningConfig, PipelineConfig
+
+StepFn = Callable[[Any, Position, TrackContext], tuple[Any, list[Alert]]]
+DeadlineFn = Callable[[Any], float | None]
 
 TrackKey = tuple[str, str]  # (entity_type, entity_id)
 
@@ -54,8 +57,13 @@ class TrackEngine:
             etype: [i for i, d in enumerate(self.detectors) if etype in d.entity_types]
             for etype in ("vessel", "aircraft")
         }
-        # (index, detector) per entity type, for the per-fix loop
-        self._stepping = {etype: [(i, self.detectors[i]) for i in idx] for etype, idx in self._applies.items()}
+        # (index, step, deadline) per entity type, for the per-fix loop: bound methods, so the
+        # loop does not look the methods up by name on every fix (the detectors are protocol
+        # objects, called through Python's generic method call)
+        self._stepping: dict[str, list[tuple[int, StepFn, DeadlineFn]]] = {
+            etype: [(i, self.detectors[i].step, self.detectors[i].deadline) for i in idx]
+            for etype, idx in self._applies.items()
+        }
 
     def __len__(self) -> int:
         return len(self.tracks)
@@ -100,13 +108,13 @@ class TrackEngine:
         start = len(sink)
         states = track.det
         ctx = track.ctx
-        for i, det in self._stepping[fix.entity_type]:
-            state, out = det.step(states[i], fix, ctx)
+        for i, step, deadline in self._stepping[fix.entity_type]:
+            state, out = step(states[i], fix, ctx)
             states[i] = state
             if out:
                 sink.extend(out)
             if state is not None:
-                d = det.deadline(state)
+                d = deadline(state)
                 if d is not None and d < due:
                     due = d
         if track.scheduled is None or due < track.scheduled:  # _schedule, inlined

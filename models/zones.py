@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -27,6 +28,7 @@ class Zone:
 
 CELL_DEG: Final = 0.05
 CACHE_CELLS: Final = 200_000
+_ROW_STRIDE: Final = 1 << 16  # more than the 7,200 columns of 0.05°: one int per cell
 
 
 class ZoneIndex:
@@ -43,7 +45,8 @@ class ZoneIndex:
         for zone in self.zones:
             shapely.prepare(zone.geometry)
         self._tree = STRtree([z.geometry for z in self.zones]) if self.zones else None
-        self._cells: dict[tuple[int, int], tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        # cell key row * _ROW_STRIDE + column -> (zones containing it, zones its boundary crosses)
+        self._cells: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
 
     def __len__(self) -> int:
         return len(self.zones)
@@ -51,25 +54,32 @@ class ZoneIndex:
     def at(self, lat: float, lon: float, role: str | None = None) -> list[Zone]:
         if self._tree is None:
             return []
-        key = (int(lat // CELL_DEG), int(lon // CELL_DEG))
-        cell = self._cells.get(key)
+        row = int(lat // CELL_DEG)
+        col = int(lon // CELL_DEG)
+        cell = self._cells.get(row * _ROW_STRIDE + col)
         if cell is None:
-            cell = self._classify(key)
+            cell = self._classify(row, col)
         inside, boundary = cell
-        hits = list(inside)
-        for i in boundary:
-            if shapely.contains_xy(self.zones[i].geometry, lon, lat) or shapely.intersects_xy(
-                self.zones[i].geometry, lon, lat
-            ):
-                hits.append(i)
-        if not hits:
-            return []
-        hits.sort()
+        if not boundary:
+            if not inside:
+                return []  # most of the sea: no zone near
+            hits: Sequence[int] = inside
+        else:
+            found = list(inside)
+            for i in boundary:
+                if shapely.contains_xy(self.zones[i].geometry, lon, lat) or shapely.intersects_xy(
+                    self.zones[i].geometry, lon, lat
+                ):
+                    found.append(i)
+            if not found:
+                return []
+            found.sort()
+            hits = found
         return [self.zones[i] for i in hits if role is None or self.zones[i].role == role]
 
-    def _classify(self, key: tuple[int, int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    def _classify(self, row: int, col: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
         assert self._tree is not None
-        lat0, lon0 = key[0] * CELL_DEG, key[1] * CELL_DEG
+        lat0, lon0 = row * CELL_DEG, col * CELL_DEG
         box = shapely.box(lon0, lat0, lon0 + CELL_DEG, lat0 + CELL_DEG)
         inside: list[int] = []
         boundary: list[int] = []
@@ -78,7 +88,7 @@ class ZoneIndex:
         if len(self._cells) >= CACHE_CELLS:
             self._cells.clear()
         cell = (tuple(inside), tuple(boundary))
-        self._cells[key] = cell
+        self._cells[row * _ROW_STRIDE + col] = cell
         return cell
 
     def names_at(self, lat: float, lon: float, role: str | None = None) -> tuple[str, ...]:
