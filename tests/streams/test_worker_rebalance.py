@@ -166,6 +166,11 @@ def test_messages_fetched_but_never_delivered_are_read_again(
     assert [s for s in consumer.seeks if s[0] == tp] == [(tp, half)]  # type: ignore[attr-defined]
 
 
+def cells_sent(worker: Worker, cells: Sink) -> list[dict[str, Any]]:
+    """What the worker sent to the cells topic (through the app's producer)."""
+    return [m for m in worker.topo.app.producer.sent if m.get("topic") == cells.name]  # type: ignore[attr-defined]
+
+
 def _with_cells_stage(worker: Worker, settings: Settings, env: Environment) -> Sink:
     """Give the stand-in worker the pairwise detectors' cells stage; returns its cells topic."""
     from detectors.cell_engine import engine_timing
@@ -238,11 +243,12 @@ def test_a_checkpoint_waits_until_the_watermark_it_stands_for_reached_the_cells_
     worker.flush_interval_s = 10**9
     run(worker, (Message(tp, o, frames[o]) for o in range(len(frames) - 1)))
     slot = worker.slots[tp]
-    notes = len(cells.sent)
+    producer = worker.topo.app.producer  # the cells stage's messages go straight to the Kafka client
+    notes = len(cells_sent(worker, cells))
 
-    cells.refuse = 1  # the first progress message of the flush is refused
+    producer.refuse = 1  # type: ignore[attr-defined]  # the first progress message of the flush is refused
     asyncio.run(worker._flush(tp, slot))
-    progress = [orjson.loads(m["value"]) for m in cells.sent[notes:]]
+    progress = [orjson.loads(m["value"]) for m in cells_sent(worker, cells)[notes:]]
     assert all("wm" in m for m in progress)
     assert len(progress) == worker.topo.stream.topics.partitions + 1  # one per cells partition, one again
     assert progress[-1] == progress[0]  # the refused one, sent again ...
