@@ -42,7 +42,9 @@ from models.configuring import bounds, config_hash
 from models.geo import haversine_m
 from models.position import FLAG_IMPLAUSIBLE, FLAG_NEW_SEGMENT, Position
 
-AIRBORNE, TOUCHDOWN, LANDED = 0, 1, 2
+AIRBORNE: Final = 0
+TOUCHDOWN: Final = 1
+LANDED: Final = 2
 
 # evidence["thresholds"]: the config values a touchdown and the stay on the ground are judged against
 THRESHOLDS: Final = (

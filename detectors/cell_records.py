@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from detectors import state_codec
 from detectors.cells import Sample, Silence
@@ -36,7 +36,10 @@ from models.errors import DecodeError
 from models.position import ENTITY_TYPES, EntityType
 
 # Agenda phases at one event time: compare the slot, then silences, then deadlines.
-SLOT, DARK, REAPPEAR, DUE = 0, 1, 2, 3
+SLOT: Final = 0
+DARK: Final = 1
+REAPPEAR: Final = 2
+DUE: Final = 3
 
 
 def _float(v: Any) -> float:

@@ -65,8 +65,11 @@ _SUB: Final = 4  # a split cell has 4 × 4 children
 _MAX_DEPTH: Final = 2
 
 # Node kinds
-_WATER, _LAND, _MIXED = 0, 1, 2
-_CONST, _EXACT = 0, 1
+_WATER: Final = 0
+_LAND: Final = 1
+_MIXED: Final = 2
+_CONST: Final = 0
+_EXACT: Final = 1
 
 # Reference point of a cell for the land test, as a fraction of its size: deliberately not a
 # round number, so that it never lies on a ring edge aligned with a meridian or parallel.

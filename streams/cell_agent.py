@@ -279,7 +279,9 @@ class DirectTopic:
 
     faust's ``Topic.send`` costs about 0.1 ms of CPU a message; the cells stage sends
     thousands (stage-1 notes, watermarks, relays), as the worker's state writes do
-    (``Worker._flush``). Sends keep their order per partition, as through faust.
+    (``Worker._flush``). Sends keep their order per partition, as through faust. Like the
+    state writes, they bypass faust's transaction manager: vigiamar does not use
+    exactly-once processing (Tansu has no producer ids, see DESIGN.md).
     """
 
     def __init__(self, producer: Any, name: str) -> None:
@@ -288,7 +290,15 @@ class DirectTopic:
 
     async def send(self, *, key: bytes | None, value: bytes, partition: int) -> Any:
         """The delivery future (done when the broker has the message), like ``Topic.send``'s."""
-        return await self.producer.send(self.name, key, value, partition, None, None)
+        fut = await self.producer.send(self.name, key, value, partition, None, None)
+        fut.add_done_callback(self._failed)
+        return fut
+
+    def _failed(self, fut: Any) -> None:
+        """Read a failure (as faust's own callback did): ``Worker._delivered`` sends it again,
+        and one whose partition was revoked meanwhile is not left unread."""
+        if not fut.cancelled() and fut.exception() is not None:
+            log.warning("send to %s failed: %r", self.name, fut.exception())
 
 
 async def send_cells(topo: Any, messages: list[CellMessage], sent: list[Any] | None = None) -> None:
@@ -298,7 +308,7 @@ async def send_cells(topo: Any, messages: list[CellMessage], sent: list[Any] | N
         return
     topic = DirectTopic(topo.app.producer, topo.cells.get_topic_name())
     for partition, key, value in messages:
-        raw = orjson.dumps(value)
-        fut = await topic.send(key=key or None, value=raw, partition=partition)
+        kw: dict[str, Any] = {"key": key or None, "value": orjson.dumps(value), "partition": partition}
+        fut = await topic.send(**kw)
         if sent is not None:
-            sent.append((fut, topic, {"key": key or None, "value": raw, "partition": partition}))
+            sent.append((fut, topic, kw))

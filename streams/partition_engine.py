@@ -264,7 +264,7 @@ class PartitionEngine:
         alerts = self.push_record(record)
         after = buffer.max_ts
         if after != before or self.grace_s <= 0:
-            self._released_until(after - self.grace_s)
+            self._released_until(after - buffer.grace_s)  # the pipeline's watermark
         return alerts
 
     def _finish(self, input_end: float | None) -> list[Alert]:

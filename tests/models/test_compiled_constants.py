@@ -34,6 +34,10 @@ def _math_alias(node: ast.expr) -> bool:
     return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "math"
 
 
+def _plain_constant(node: ast.AnnAssign) -> bool:
+    return node.value is not None and _constant(node.value) and "Final" not in ast.unparse(node.annotation)
+
+
 def _offences(path: Path) -> list[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     found = []
@@ -42,6 +46,10 @@ def _offences(path: Path) -> list[str]:
             name = node.targets[0].id
             if name != "__all__" and (_constant(node.value) or _math_alias(node.value)):
                 found.append(f"{path.name}:{node.lineno} {name}")
+        elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Tuple) and _constant(node.value):
+            found.append(f"{path.name}:{node.lineno} {ast.unparse(node.targets[0])}")  # A, B = 0, 1
+        elif isinstance(node, ast.AnnAssign) and _plain_constant(node):  # X: float = 1.0
+            found.append(f"{path.name}:{node.lineno} {ast.unparse(node.target)}")
     for node in ast.walk(tree):  # ``sin = math.sin`` inside a function: the same generic call
         if isinstance(node, ast.FunctionDef):
             for inner in ast.walk(node):
@@ -66,11 +74,14 @@ def test_the_check_finds_a_plain_constant_and_an_alias(tmp_path: Path) -> None:
     sample.write_text(
         "import math\nfrom typing import Final\n"
         "A = 1.5\nB: Final = 2.0\nC = (1, 2)\n_sin = math.sin\nAlias = int | str\n"
+        "D, E = 0, 1\nF: float = 3.0\nG: Final[tuple[int, ...]] = (1,)\nH: dict[str, int] = {}\n"
         "def f(x: float) -> float:\n    cos = math.cos\n    return cos(x)\n"
     )
     assert _offences(sample) == [
         "sample.py:3 A",
         "sample.py:5 C",
         "sample.py:6 _sin",
-        "sample.py:9 local alias of math.cos",
+        "sample.py:8 (D, E)",
+        "sample.py:9 F",
+        "sample.py:13 local alias of math.cos",
     ]

@@ -50,6 +50,7 @@ def test_the_per_position_records_write_their_init() -> None:
 @pytest.mark.skipif(compiled.active(), reason="no exact signature when compiled: the sources pass checks it")
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__qualname__)
 def test_written_init_takes_the_fields_in_order_with_their_defaults(cls: type) -> None:
+    assert not hasattr(cls, "__post_init__"), "a written __init__ would not call it"
     fields = dataclasses.fields(cls)
     params = list(inspect.signature(cls).parameters.values())
     assert [p.name for p in params] == [f.name for f in fields]
