@@ -831,10 +831,11 @@ def run(
         if pairwise:
             shipped = write_settings(folder / "config-shipped", kafka=bench_kafka, pairwise=True)
             revisions = replay_revisions(records, load_settings(shipped))
+            rendezvous = sum(k.startswith("rendezvous") for k, _ in revisions)
             for count in workers:
                 fig = run_workers(folder / f"shipped{count}", records, shipped, count, base.rate, revisions)
                 fig.extra["shipped"] = True
-                fig.note += f"; {sum(k.startswith('rendezvous') for k, _ in revisions)} rendezvous revisions"
+                fig.note += f"; {rendezvous} rendezvous revisions"
                 figures.append(_cores_note(fig, count))
                 if count == 1:
                     shipped_rate = fig.rate  # a lower bound: it includes the pairwise work after the feed

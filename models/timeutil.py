@@ -30,6 +30,11 @@ def parse_iso(text: str) -> float:
         seconds = _utc_seconds(text)
         if seconds is not None:
             return float(seconds)
+    return parse_iso_full(text)
+
+
+def parse_iso_full(text: str) -> float:
+    """:func:`parse_iso` through ``datetime.fromisoformat``, every form it takes."""
     value = text.strip()
     if value.endswith(("Z", "z")):
         value = value[:-1] + "+00:00"
