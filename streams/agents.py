@@ -260,7 +260,6 @@ class Worker:
         for alert in out.alerts:
             await self._send(slot, self.topo.alerts, key=alert.id.encode(), value=alert_value(alert),
                              headers=cloudevents_headers(alert))  # fmt: skip
-        await send_cells(self.topo, out.cells, slot.sent)  # stage-1 notes of the pairwise detectors
         if self.metrics is not None:
             self._count(msg.topic, engine, out)
         return end
@@ -354,7 +353,7 @@ class Worker:
         if self.slots.get(tp) is not slot or slot.frozen:
             return  # revoked meanwhile: another worker restores from the last checkpoint
         slot.flushed_at = time.monotonic()
-        # The watermark goes out with the notes before it, and the checkpoint waits for both.
+        # The stage-1 notes and the watermark go out first, and the checkpoint waits for both.
         await send_cells(self.topo, slot.engine.progress(), slot.sent)
         await self.topo.app.producer.flush()
         if not await self._delivered(tp, slot):

@@ -2,13 +2,17 @@
 
 **Out of a position partition** (:class:`CellRouter`). The notes of the partition's
 :class:`~detectors.cell_slotting.EntityStage` are numbered (per source, the position topic
-and partition, and per cells partition they go to) and grouped into one message per
-``cells`` partition that holds one of the cells a note names (key: the first such cell,
-:func:`~detectors.cells.cell_key`). After each
-state flush the partition sends every ``cells`` partition its *progress*: its watermark, up to
-which it has sent every note (``done`` once it saw the end of the input). The numbering is
-part of the partition's checkpoint, so a partition read again from its checkpoint sends the
-same notes with the same numbers.
+and partition, and per cells partition they go to) as they are made, and held. At each state
+flush the partition sends every ``cells`` partition one message (key: the first cell a note
+names, :func:`~detectors.cells.cell_key`) with the notes held for it and its *progress*: its
+watermark, up to which it has sent every note (``done`` once it saw the end of the input);
+more than :data:`MAX_NOTES` notes go in several messages, the watermark in the last. Holding
+the notes until then delays nothing: a cells partition does no work before the watermark
+moves, and the watermark only moves at a flush. It makes the messages few (one per cells
+partition per flush, not one per input frame as well), and each message read costs the
+cells stage's consumer far more than a note in it. The numbering is part of the partition's
+checkpoint, so a partition read again from its checkpoint sends the same notes with the same
+numbers.
 
 **One cells partition** (:class:`CellPartitionEngine`). Its
 :class:`~detectors.cell_stage.CellStage` holds the cells that hash to it. Its watermark is the
@@ -58,6 +62,7 @@ from models.errors import DecodeError
 from streams.wire import Partitioner
 
 CellMessage = tuple[int, bytes, dict[str, Any]]  # (cells partition, key, value)
+MAX_NOTES = 1000  # notes in one cells message (a sample note is about 200 bytes of JSON)
 ACTIVITY_STEP_S = 30.0  # one message moves activity time on by at most this (see CellPartitionEngine)
 
 
@@ -71,19 +76,44 @@ def _notes(value: Any) -> tuple[str, list[tuple[int, Note]]]:
 
 
 class CellRouter:
-    """Notes → one message per ``cells`` partition, numbered per source."""
+    """Notes → messages per ``cells`` partition, numbered per source.
+
+    :meth:`messages` sends notes at once (relays between cells partitions); :meth:`hold`
+    numbers notes and keeps them for the next :meth:`progress` (a position partition's notes).
+    """
 
     def __init__(self, source: str, partitions: int) -> None:
         self.source = source
         self.partitions = partitions
         self.seqs = [0] * partitions  # per cells partition: the number of the last note sent there
         self._partitioner = Partitioner(partitions)
+        self._parts: dict[int, int] = {}  # cell id -> cells partition
+        self._held: dict[int, tuple[bytes, list[Any]]] = {}  # cells partition -> (key, numbered notes)
 
     def partition_of(self, cell_id: int) -> int:
-        return self._partitioner(cell_key(cell_id))
+        p = self._parts.get(cell_id)
+        if p is None:
+            if len(self._parts) > 1_000_000:
+                self._parts.clear()
+            p = self._parts[cell_id] = self._partitioner(cell_key(cell_id))
+        return p
 
     def messages(self, notes: Iterable[Note]) -> list[CellMessage]:
+        """``notes``, numbered, in messages to send now."""
         groups: dict[int, tuple[bytes, list[Any]]] = {}
+        self._group(notes, groups)
+        return self._messages(groups)
+
+    def hold(self, notes: Iterable[Note]) -> None:
+        """Number ``notes`` now; they go out with the next :meth:`progress`."""
+        self._group(notes, self._held)
+
+    @property
+    def held(self) -> int:
+        """Notes waiting for the next :meth:`progress` (a note for two partitions counts twice)."""
+        return sum(len(items) for _, items in self._held.values())
+
+    def _group(self, notes: Iterable[Note], groups: dict[int, tuple[bytes, list[Any]]]) -> None:
         seqs = self.seqs
         for note in notes:
             wire: Any = None
@@ -100,12 +130,28 @@ class CellRouter:
                     group = groups[p] = (cell_key(cid).encode(), [])
                 seqs[p] += 1
                 group[1].append([seqs[p], wire])
-        return [(p, key, {"src": self.source, "notes": items}) for p, (key, items) in groups.items()]
+
+    def _messages(self, groups: dict[int, tuple[bytes, list[Any]]]) -> list[CellMessage]:
+        out: list[CellMessage] = []
+        for p, (key, items) in groups.items():
+            for i in range(0, len(items), MAX_NOTES):
+                out.append((p, key, {"src": self.source, "notes": items[i : i + MAX_NOTES]}))
+        return out
 
     def progress(self, watermark: float, done: bool) -> list[CellMessage]:
-        """The source's watermark, for every ``cells`` partition."""
-        value = {"src": self.source, "wm": state_codec.encode(watermark), "done": done}
-        return [(p, b"", value) for p in range(self.partitions)]
+        """The notes held, then the source's watermark, for every ``cells`` partition: the
+        watermark rides on the partition's last message of notes, or goes alone."""
+        held, self._held = self._held, {}
+        out = self._messages(held)
+        wm = state_codec.encode(watermark)
+        last: dict[int, dict[str, Any]] = {p: value for p, _, value in out}  # each partition's last
+        for p in range(self.partitions):
+            value = last.get(p)
+            if value is None:
+                out.append((p, b"", {"src": self.source, "wm": wm, "done": done}))
+            else:
+                value["wm"], value["done"] = wm, done
+        return out
 
 
 class CellPartitionEngine:

@@ -79,7 +79,6 @@ class FrameOutcome:
     refused: list[Refused] = field(default_factory=list)
     records: int = 0  # records taken into the pipeline
     redelivered: bool = False
-    cells: list[CellMessage] = field(default_factory=list)  # stage-1 notes for the cells topic
 
 
 @dataclass(slots=True)
@@ -205,7 +204,7 @@ class PartitionEngine:
             out.alerts.extend(self._finish(input_end))
             self.ended = True
         if self.slotting is not None and self.slotting.outbox and self.cell_router is not None:
-            out.cells = self.cell_router.messages(self.slotting.drain())
+            self.cell_router.hold(self.slotting.drain())  # numbered now, sent with the progress
         self.last_offset = offset
         self.records_since_flush += out.records
         self._track(offset, handle, newest if out.records else None, late)
@@ -346,7 +345,13 @@ class PartitionEngine:
         return self.last_offset == self.flushed_offset and not self._extra_acks and not self._garbage
 
     def flush(self) -> Flush:
-        """Table writes for everything changed since the last flush, checkpoint last, and the acks."""
+        """Table writes for everything changed since the last flush, checkpoint last, and the acks.
+
+        The stage-1 notes made since the last :meth:`progress` must have been taken (and sent)
+        first: the checkpoint numbers them as sent, so a restore would never make them again.
+        """
+        if self.cell_router is not None and self.cell_router.held:
+            raise RuntimeError("stage-1 notes not sent: call progress() before flush()")
         self._settle()
         o, r = self.last_offset, self.released
         tag = {"o": o, "r": state_codec.encode(r)}
@@ -421,12 +426,13 @@ class PartitionEngine:
         return Flush(writes, acks, len(changed), len(removed))
 
     def progress(self) -> list[CellMessage]:
-        """This partition's watermark for every cells partition: every note up to it was sent.
+        """The stage-1 notes made since the last call and this partition's watermark, for every
+        cells partition: every note up to the watermark is in these messages or was sent before.
 
-        The shell sends it *before* the flush that writes the checkpoint at this watermark
-        and waits until it is delivered, like the notes: a checkpoint then never stands for
-        a progress message that was lost (a restored partition with nothing new to read
-        would not send it again, and the cells stage would wait for it for ever).
+        The shell sends them *before* the flush that writes the checkpoint at this watermark
+        and waits until they are delivered: a checkpoint then never stands for notes or a
+        progress message that were lost (a restored partition with nothing new to read would
+        not send them again, and the cells stage would wait for them for ever).
         """
         if self.cell_router is None:
             return []

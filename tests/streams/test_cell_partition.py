@@ -96,7 +96,10 @@ class Split:
         ident = entity_key(record)
         p = self.part(ident)
         self.pipelines[p].push(record)
-        self.send(self.routers[p].messages(self.stages[p].drain()))
+        if self.rng.random() < 0.5:  # sent at once, or held for the next progress (as the worker does)
+            self.send(self.routers[p].messages(self.stages[p].drain()))
+        else:
+            self.routers[p].hold(self.stages[p].drain())
         if self.rng.random() < 0.01:
             q = self.rng.randrange(len(self.pipelines))
             self.send(self.routers[q].progress(self.pipelines[q].watermark, False))
@@ -105,7 +108,7 @@ class Split:
     def finish(self) -> None:
         for p, pipeline in enumerate(self.pipelines):
             pipeline.finish()
-            self.send(self.routers[p].messages(self.stages[p].drain()))
+            self.routers[p].hold(self.stages[p].drain())
             self.send(self.routers[p].progress(pipeline.buffer.max_ts, True))
         while any(self.read[k] < len(self.logs[k]) for k in range(len(self.engines))):
             for k in range(len(self.engines)):
@@ -238,6 +241,70 @@ def test_a_silent_position_partition_stops_holding_pairwise_back_after_the_idle_
     # A source it was not built for never holds it back.
     idles.deliver(CellRouter("positions.bogus/9", 1).progress(0.0, False)[0][2])
     assert idles.watermark == T0 + 30 and idles.counts["unknown_sources"] == 1
+
+
+def test_held_notes_go_out_with_the_progress_numbered_as_made_and_split_when_many(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import streams.cell_partition as cp
+
+    monkeypatch.setattr(cp, "MAX_NOTES", 4)
+    probe = build_cell_engine(settings.detectors, Environment())
+    assert probe is not None
+    p = probe
+    stage = EntityStage(p.pair_detectors, p.area_detectors, p.timing, p.grid)
+    pipeline = Pipeline(settings, Environment(), detectors=[], cells=SlottingOnly(stage))
+    for pos in fixes("367000001", T0, T0 + 600, 60, 36.9, -75.5, speed_kn=0.5):
+        pipeline.push(pos)
+    notes = stage.drain()
+    assert len(notes) >= 5
+    held, direct = CellRouter("positions.vessel/0", 3), CellRouter("positions.vessel/0", 3)
+    held.hold(notes[:3])
+    held.hold(notes[3:])
+    assert held.held == sum(len(v["notes"]) for _, _, v in direct.messages(notes)) > 0
+    out = held.progress(T0 + 600, False)
+    assert held.held == 0 and held.seqs == direct.seqs
+    # the same notes with the same numbers as when sent at once, at most 4 to a message
+    by_partition: dict[int, list[Any]] = {}
+    for part, _, value in out:
+        assert value["src"] == "positions.vessel/0" and len(value.get("notes", ())) <= 4
+        by_partition.setdefault(part, []).extend(value.get("notes", ()))
+    fresh = CellRouter("positions.vessel/0", 3)
+    expected: dict[int, list[Any]] = {}
+    for part, _, value in fresh.messages(notes):
+        expected.setdefault(part, []).extend(value["notes"])
+    assert {k: v for k, v in by_partition.items() if v} == expected
+    # every cells partition gets the watermark once, on its last message
+    marks = [(part, i) for i, (part, _, value) in enumerate(out) if "wm" in value]
+    assert sorted(part for part, _ in marks) == [0, 1, 2]
+    for part, i in marks:
+        assert all(q != part for q, _, _ in out[i + 1 :])
+        assert out[i][2]["done"] is False
+    assert any(len(v.get("notes", ())) == 4 for _, _, v in out)  # some partition needed two messages
+    # nothing held: the next progress is the watermark alone
+    assert [sorted(v) for _, _, v in held.progress(T0 + 700, True)] == [["done", "src", "wm"]] * 3
+
+
+def test_a_checkpoint_refuses_to_number_notes_not_yet_sent(settings: Settings) -> None:
+    from streams.partition_engine import PartitionEngine
+    from streams.wire import record_to_wire
+
+    probe = build_cell_engine(settings.detectors, Environment())
+    assert probe is not None
+    p = probe
+    eng = PartitionEngine(
+        settings, 0, 1, ("vessel",), [], Environment(),
+        slotting=EntityStage(p.pair_detectors, p.area_detectors, p.timing, p.grid),
+        cells=CellRouter("positions.vessel/0", 2),
+    )  # fmt: skip
+    frame = [record_to_wire(pos) for pos in fixes("367000001", T0, T0 + 600, 60, 36.9, -75.5, speed_kn=0.5)]
+    eng.push_frame(0, frame, "m0")
+    assert eng.cell_router is not None and eng.cell_router.held
+    with pytest.raises(RuntimeError, match="progress"):
+        eng.flush()
+    sent = eng.progress()
+    assert sum(len(v.get("notes", ())) for _, _, v in sent) > 0
+    assert eng.flush().writes
 
 
 def test_a_cells_message_out_of_range_is_rejected_whole(settings: Settings) -> None:

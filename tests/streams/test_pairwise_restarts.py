@@ -119,7 +119,6 @@ class World:
         end = offset == len(side.log) - 1
         out = side.engine.push_frame(offset, frame, offset, end, self.input_end if end else None)
         self.alerts += out.alerts
-        self.send(out.cells)
         if end or self.rng.random() < 0.2:
             self.flush_position(p)
 
@@ -261,6 +260,7 @@ def test_stage1_entities_are_written_with_their_tracks_and_only_when_changed(
     frame = side.log[side.next]
     moved = {r["id"] for r in frame if r.get("type") == "vessel"}
     eng.push_frame(side.next, frame, side.next, False, None)
+    eng.progress()  # the frame's notes go out before the checkpoint
     writes = eng.flush().writes
     tracks_written = {k.split(b"|")[2].decode() for k, v in writes if v is not None and b"#" not in k}
     # the vessels of the frame, and the few whose expiry ran: not every entity
