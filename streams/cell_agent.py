@@ -26,7 +26,7 @@ from models.alert import Alert
 from models.errors import DecodeError
 from streams import rebalance
 from streams.backfill import BackfillError, read_range
-from streams.cell_partition import CellMessage, CellPartitionEngine, source_id
+from streams.cell_partition import CellMessage, CellPartitionEngine, merge_messages, source_id
 from streams.wire import alert_value, cloudevents_headers
 
 if TYPE_CHECKING:
@@ -45,6 +45,8 @@ class CellSlot:
     fresh: bool = True  # restored, no message taken yet
     frozen: bool = False  # revoked in a rebalance not yet over: write nothing
     sent: list[Any] = field(default_factory=list)  # (future, topic, kwargs) of outputs not yet confirmed
+    held: list[Any] = field(default_factory=list)  # relays handed to local partitions: to the topic at the next flush
+    busy: int = 0  # outputs being published: no snapshot until they are in ``sent`` or ``held``
 
 
 def encode_snapshot(data: dict[str, Any]) -> bytes:
@@ -192,29 +194,49 @@ class CellAgent:
         await self._publish(slot, alerts, relays)
 
     async def _publish(self, slot: CellSlot, alerts: list[Alert], relays: list[CellMessage]) -> None:
-        """Alerts to the alerts topic; relays to the cells topic (the durable copy) and straight
-        to the cells partitions this worker holds, which may be waiting for them. The results
-        are kept in the slot whose state they come from: its snapshot waits for them."""
-        for alert in alerts:
-            kw = {"key": alert.id.encode(), "value": alert_value(alert), "headers": cloudevents_headers(alert)}
-            slot.sent.append((await self.topo.alerts.send(**kw), self.topo.alerts, kw))
-            if self.worker.metrics is not None:
-                self.worker.metrics.alert(alert)
-        await send_cells(self.topo, relays, slot.sent)
-        local = {tp.partition: s for tp, s in self.slots.items()}
-        for partition, _, value in relays:
-            other = local.get(partition)
-            if other is not None and not other.fresh:
+        """Alerts to the alerts topic; relays to the cells partitions they are for. The results
+        are kept in the slot whose state they come from: its snapshot waits for them.
+
+        A relay for a cells partition this worker holds goes to it at once (it may be waiting
+        for it); its durable copy waits in ``held`` for this slot's next flush, which sends the
+        copies merged, one message per cells partition, before the snapshot (each message read
+        costs the stage far more than a note in it). A relay for a partition held elsewhere
+        goes to the topic at once."""
+        slot.busy += 1
+        try:
+            for alert in alerts:
+                kw = {"key": alert.id.encode(), "value": alert_value(alert), "headers": cloudevents_headers(alert)}
+                slot.sent.append((await self.topo.alerts.send(**kw), self.topo.alerts, kw))
+                if self.worker.metrics is not None:
+                    self.worker.metrics.alert(alert)
+            local = {tp.partition: s for tp, s in self.slots.items()}
+            direct: list[tuple[CellSlot, dict[str, Any]]] = []
+            remote: list[CellMessage] = []
+            for relay in relays:
+                other = local.get(relay[0])
+                if other is not None and not other.fresh:
+                    slot.held.append(relay)
+                    direct.append((other, relay[2]))
+                else:
+                    remote.append(relay)
+            await send_cells(self.topo, remote, slot.sent)
+            for other, value in direct:
                 await self._publish(other, *other.engine.deliver(value))
+        finally:
+            slot.busy -= 1
 
     async def flush(self, tp: Any, slot: CellSlot) -> None:
         """Snapshot (after the alerts and relays it covers are delivered), then acknowledge."""
         if self.slots.get(tp) is not slot or slot.frozen:
             return
         slot.flushed_at = time.monotonic()
-        if slot.engine.idle() and not slot.handles:
+        if slot.engine.idle() and not slot.handles and not slot.held:
             return
+        held, slot.held = slot.held, []
+        await send_cells(self.topo, merge_messages(held), slot.sent)
         await self.topo.app.producer.flush()
+        if slot.busy or slot.held:
+            return  # outputs of a relay handed over meanwhile are not all out: snapshot at the next flush
         if not await self.worker._delivered(tp, slot):
             return  # an output the broker refused went again: snapshot at the next flush
         value = encode_snapshot(slot.engine.snapshot())
@@ -241,7 +263,7 @@ class CellAgent:
 
     async def flush_idle(self) -> None:
         for tp, slot in list(self.slots.items()):
-            if not slot.handles or time.monotonic() - slot.flushed_at < self.worker.flush_interval_s:
+            if not (slot.handles or slot.held) or time.monotonic() - slot.flushed_at < self.worker.flush_interval_s:
                 continue
             try:
                 async with slot.lock:

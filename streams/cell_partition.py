@@ -154,6 +154,31 @@ class CellRouter:
         return out
 
 
+def merge_messages(messages: Iterable[CellMessage]) -> list[CellMessage]:
+    """Messages of notes alone (relays) merged per cells partition and source, in order, at most
+    :data:`MAX_NOTES` notes a message; any other message (one with a watermark) is kept as it is."""
+    merged: list[CellMessage] = []
+    groups: dict[tuple[int, str], dict[str, Any]] = {}
+    for partition, key, value in messages:
+        if value.keys() != {"src", "notes"}:
+            merged.append((partition, key, value))
+            continue
+        group = groups.get((partition, value["src"]))
+        if group is None:
+            group = groups[(partition, value["src"])] = {"src": value["src"], "notes": []}
+            merged.append((partition, key, group))
+        group["notes"].extend(value["notes"])
+    out: list[CellMessage] = []
+    for partition, key, value in merged:
+        notes = value.get("notes", ())
+        if len(notes) <= MAX_NOTES or value.keys() != {"src", "notes"}:
+            out.append((partition, key, value))
+            continue
+        for i in range(0, len(notes), MAX_NOTES):
+            out.append((partition, key, {"src": value["src"], "notes": notes[i : i + MAX_NOTES]}))
+    return out
+
+
 class CellPartitionEngine:
     def __init__(
         self,
