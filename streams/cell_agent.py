@@ -98,7 +98,14 @@ class CellAgent:
             assert pw is not None
             t = self.topo.stream.topics
             engine = CellPartitionEngine(
-                pw.pair, pw.area, pw.timing, pw.grid, tp.partition, t.partitions, self.sources, self._route,
+                pw.pair,
+                pw.area,
+                pw.timing,
+                pw.grid,
+                tp.partition,
+                t.partitions,
+                self.sources,
+                self._route,
                 idle_source_s=self.topo.stream.kafka.idle_source_s,
             )
             value = self.topo.cell_table.data.get(self._key(tp.partition))
@@ -108,7 +115,14 @@ class CellAgent:
                 except (DecodeError, ValueError, zlib.error) as exc:
                     log.error("cells partition %s: snapshot unreadable (%s), starting empty", tp, exc)
                     engine = CellPartitionEngine(
-                        pw.pair, pw.area, pw.timing, pw.grid, tp.partition, t.partitions, self.sources, self._route,
+                        pw.pair,
+                        pw.area,
+                        pw.timing,
+                        pw.grid,
+                        tp.partition,
+                        t.partitions,
+                        self.sources,
+                        self._route,
                         idle_source_s=self.topo.stream.kafka.idle_source_s,
                     )
             log.info(

@@ -26,7 +26,7 @@ from streams.topics import stream_settings
 from streams.wire import decode_alert
 from tests.streams.test_pairwise_restarts import World, finals, sample_records
 from tests.streams.test_worker_metrics import TP, Event, Message, Sink, env, make_worker
-from tests.streams.test_worker_rebalance import _with_cells_stage
+from tests.streams.test_worker_rebalance import _with_cells_stage, cells_sent
 
 __all__ = ["env", "sample_records"]  # module fixtures
 
@@ -110,3 +110,67 @@ def test_a_restarted_cells_partition_reads_its_pending_samples_again(
     assert third.counts["offset_gaps"] == 1
     assert agent.slots[tp].engine.counts["rebuild_incomplete"] == 0
     assert finals(_alerts(first, third)) == expected
+
+
+def test_relays_between_cells_partitions_of_one_worker_are_handed_over_and_sent_merged_at_the_flush(
+    settings: Settings, env: Environment, sample_records: list[Any]
+) -> None:
+    t = stream_settings(settings).topics
+    world = World(settings, env, sample_records, t.partitions, t.partitions, seed=5)
+    world.run(0.0)
+    expected = finals(world.alerts)
+    assert any(a["kind"] == "rendezvous" for a in expected.values())
+    end = orjson.dumps(world.input_end)
+    logs = []
+    for side in world.cells:  # what the position partitions sent: the relays are the worker's own to make
+        log = [m for m in side.log if not orjson.loads(m)["src"].startswith("cells/")]
+        air = t.positions_air.encode()
+        log += [b'{"src":"%s/%d","wm":%s,"done":true}' % (air, p, end) for p in range(t.partitions)]
+        logs.append(log)
+    worker, agent = _agent(settings, env, {})
+    worker.flush_interval_s = 1e9  # flushes only when the test asks
+    tps = [TP(t.cells, k) for k in range(t.partitions)]
+    for tp, log in zip(tps, logs, strict=True):
+        worker.topo.app.consumer.highwaters[tp] = len(log)  # type: ignore[attr-defined]  # assigned
+
+    def relays_sent() -> list[dict[str, Any]]:
+        values = [(m["partition"], orjson.loads(m["value"])) for m in cells_sent(worker, worker.topo.cells)]
+        return [{"partition": p, **v} for p, v in values if v["src"].startswith("cells/")]
+
+    async def go() -> dict[str, list[Any]]:
+        for o in range(max(len(log) for log in logs)):  # every partition held here, read in turn
+            for tp, log in zip(tps, logs, strict=True):
+                if o < len(log):
+                    await agent.on_message(Event(Message(tp, o, log[o])))
+        assert relays_sent() == []  # handed over at once; their copies wait for the flushes
+        held = {f"cells/{tp.partition}": list(agent.slots[tp].held) for tp in tps}
+        for tp in tps:
+            await agent.flush(tp, agent.slots[tp])
+        return held
+
+    held = asyncio.run(go())
+    assert sum(len(h) for h in held.values()) > len(tps)
+    sent = relays_sent()
+    for src, relays in held.items():
+        mine = [m for m in sent if m["src"] == src]
+        by_partition = {m["partition"]: m["notes"] for m in mine}
+        assert len(by_partition) == len(mine)  # one message per partition (under MAX_NOTES each here)
+        assert by_partition == {p: [n for q, _, v in relays if q == p for n in v["notes"]] for p, _, _ in relays}
+    assert all(not slot.held and not slot.busy for slot in agent.slots.values())
+    assert finals(_alerts(worker)) == expected
+
+
+def test_a_cells_snapshot_waits_while_outputs_of_a_relay_handed_over_are_being_published(
+    settings: Settings, env: Environment
+) -> None:
+    worker, agent = _agent(settings, env, {})
+    tp = TP(stream_settings(settings).topics.cells, 0)
+    slot = agent._slot(tp)
+    slot.handles.append("message")
+    changelog = worker.topo.cell_table.changelog_topic
+    slot.busy = 1  # a relay to this partition is being published (an await away)
+    asyncio.run(agent.flush(tp, slot))
+    assert changelog.sent == [] and slot.handles == ["message"]
+    slot.busy = 0
+    asyncio.run(agent.flush(tp, slot))
+    assert len(changelog.sent) == 1 and slot.handles == []
