@@ -27,6 +27,7 @@ and the dict form of sample notes that earlier versions wrote. Detector state in
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -235,3 +236,40 @@ def note_from_wire(d: Any) -> Note:
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DecodeError("bad_cell_note", repr(exc)) from exc
     raise DecodeError("bad_cell_note", "unknown note")
+
+
+def number_notes(
+    notes: list[Note],
+    shard_of: Callable[[int], int],
+    shards: dict[int, int],
+    seqs: list[int],
+    groups: dict[int, tuple[int, list[Any]]],
+) -> None:
+    """Number ``notes`` for the shards (partitions of cells) that hold their cells, into ``groups``.
+
+    A note goes once to every shard holding one of its cells (:meth:`SampleNote.cells`),
+    as ``[number, wire form]`` with the shard's next number (``seqs``: each shard's last).
+    ``groups``: shard -> (the first cell that brought a note there, the numbered notes).
+    ``shards`` memoises ``shard_of`` per cell id (cleared beyond a million cells).
+    """
+    for note in notes:
+        wire: Any = None
+        taken: list[int] = []
+        for cid in note.cells():
+            p = shards.get(cid)
+            if p is None:
+                if len(shards) > 1_000_000:
+                    shards.clear()
+                p = shard_of(cid)
+                shards[cid] = p
+            if p in taken:
+                continue
+            taken.append(p)
+            if wire is None:
+                wire = note.to_wire()
+            group = groups.get(p)
+            if group is None:
+                group = (cid, [])
+                groups[p] = group
+            seqs[p] += 1
+            group[1].append([seqs[p], wire])

@@ -53,7 +53,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from detectors import state_codec
-from detectors.cell_records import Note, PairStates, SampleNote, note_from_wire
+from detectors.cell_records import Note, PairStates, SampleNote, note_from_wire, number_notes
 from detectors.cell_stage import CellStage
 from detectors.cell_timing import EngineTiming
 from detectors.cells import AreaDetector, Grid, PairDetector, cell_key
@@ -88,52 +88,30 @@ class CellRouter:
         self.seqs = [0] * partitions  # per cells partition: the number of the last note sent there
         self._partitioner = Partitioner(partitions)
         self._parts: dict[int, int] = {}  # cell id -> cells partition
-        self._held: dict[int, tuple[bytes, list[Any]]] = {}  # cells partition -> (key, numbered notes)
+        self._held: dict[int, tuple[int, list[Any]]] = {}  # cells partition -> (first cell, numbered notes)
 
     def partition_of(self, cell_id: int) -> int:
-        p = self._parts.get(cell_id)
-        if p is None:
-            if len(self._parts) > 1_000_000:
-                self._parts.clear()
-            p = self._parts[cell_id] = self._partitioner(cell_key(cell_id))
-        return p
+        return self._partitioner(cell_key(cell_id))
 
-    def messages(self, notes: Iterable[Note]) -> list[CellMessage]:
+    def messages(self, notes: list[Note]) -> list[CellMessage]:
         """``notes``, numbered, in messages to send now."""
-        groups: dict[int, tuple[bytes, list[Any]]] = {}
-        self._group(notes, groups)
+        groups: dict[int, tuple[int, list[Any]]] = {}
+        number_notes(notes, self.partition_of, self._parts, self.seqs, groups)
         return self._messages(groups)
 
-    def hold(self, notes: Iterable[Note]) -> None:
+    def hold(self, notes: list[Note]) -> None:
         """Number ``notes`` now; they go out with the next :meth:`progress`."""
-        self._group(notes, self._held)
+        number_notes(notes, self.partition_of, self._parts, self.seqs, self._held)
 
     @property
     def held(self) -> int:
         """Notes waiting for the next :meth:`progress` (a note for two partitions counts twice)."""
         return sum(len(items) for _, items in self._held.values())
 
-    def _group(self, notes: Iterable[Note], groups: dict[int, tuple[bytes, list[Any]]]) -> None:
-        seqs = self.seqs
-        for note in notes:
-            wire: Any = None
-            seen: set[int] = set()
-            for cid in note.cells():
-                p = self.partition_of(cid)
-                if p in seen:
-                    continue
-                seen.add(p)
-                if wire is None:
-                    wire = note.to_wire()
-                group = groups.get(p)
-                if group is None:
-                    group = groups[p] = (cell_key(cid).encode(), [])
-                seqs[p] += 1
-                group[1].append([seqs[p], wire])
-
-    def _messages(self, groups: dict[int, tuple[bytes, list[Any]]]) -> list[CellMessage]:
+    def _messages(self, groups: dict[int, tuple[int, list[Any]]]) -> list[CellMessage]:
         out: list[CellMessage] = []
-        for p, (key, items) in groups.items():
+        for p, (cid, items) in groups.items():
+            key = cell_key(cid).encode()
             for i in range(0, len(items), MAX_NOTES):
                 out.append((p, key, {"src": self.source, "notes": items[i : i + MAX_NOTES]}))
         return out
