@@ -91,40 +91,26 @@ class CellAgent:
     def _key(self, partition: int) -> bytes:
         return f"{partition}#cells".encode()
 
+    def _new_engine(self, partition: int) -> CellPartitionEngine:
+        pw = self.topo.pairwise
+        assert pw is not None
+        stream = self.topo.stream
+        return CellPartitionEngine(
+            pw.pair, pw.area, pw.timing, pw.grid, partition, stream.topics.partitions, self.sources, self._route,
+            idle_source_s=stream.kafka.idle_source_s,
+        )  # fmt: skip
+
     def _slot(self, tp: Any) -> CellSlot:
         slot = self.slots.get(tp)
         if slot is None:
-            pw = self.topo.pairwise
-            assert pw is not None
-            t = self.topo.stream.topics
-            engine = CellPartitionEngine(
-                pw.pair,
-                pw.area,
-                pw.timing,
-                pw.grid,
-                tp.partition,
-                t.partitions,
-                self.sources,
-                self._route,
-                idle_source_s=self.topo.stream.kafka.idle_source_s,
-            )
+            engine = self._new_engine(tp.partition)
             value = self.topo.cell_table.data.get(self._key(tp.partition))
             if value is not None:
                 try:
                     engine.restore(decode_snapshot(value))
                 except (DecodeError, ValueError, zlib.error) as exc:
                     log.error("cells partition %s: snapshot unreadable (%s), starting empty", tp, exc)
-                    engine = CellPartitionEngine(
-                        pw.pair,
-                        pw.area,
-                        pw.timing,
-                        pw.grid,
-                        tp.partition,
-                        t.partitions,
-                        self.sources,
-                        self._route,
-                        idle_source_s=self.topo.stream.kafka.idle_source_s,
-                    )
+                    engine = self._new_engine(tp.partition)
             log.info(
                 "cells partition %s: %d cells restored, snapshot at offset %d (pending samples read again from %d)",
                 tp,

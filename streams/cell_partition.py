@@ -52,6 +52,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import orjson
+
 from detectors import state_codec
 from detectors.cell_records import Note, PairStates, SampleNote, note_from_wire, number_notes
 from detectors.cell_stage import CellStage
@@ -63,6 +65,7 @@ from streams.wire import Partitioner
 
 CellMessage = tuple[int, bytes, dict[str, Any]]  # (cells partition, key, value)
 MAX_NOTES = 1000  # notes in one cells message (a sample note is about 200 bytes of JSON)
+MERGED_BYTES = 256 * 1024  # relays merged into one message: about this much JSON at most
 ACTIVITY_STEP_S = 30.0  # one message moves activity time on by at most this (see CellPartitionEngine)
 
 
@@ -133,27 +136,35 @@ class CellRouter:
 
 
 def merge_messages(messages: Iterable[CellMessage]) -> list[CellMessage]:
-    """Messages of notes alone (relays) merged per cells partition and source, in order, at most
-    :data:`MAX_NOTES` notes a message; any other message (one with a watermark) is kept as it is."""
+    """Messages of notes alone (relays) merged per cells partition and source, in order: at most
+    :data:`MAX_NOTES` notes and about :data:`MERGED_BYTES` of JSON a message (a relay carries
+    pair states, which can be large). Any other message (one with a watermark) is kept as it is."""
     merged: list[CellMessage] = []
-    groups: dict[tuple[int, str], dict[str, Any]] = {}
+    groups: dict[tuple[int, str], list[Any]] = {}
     for partition, key, value in messages:
         if value.keys() != {"src", "notes"}:
             merged.append((partition, key, value))
             continue
         group = groups.get((partition, value["src"]))
         if group is None:
-            group = groups[(partition, value["src"])] = {"src": value["src"], "notes": []}
-            merged.append((partition, key, group))
-        group["notes"].extend(value["notes"])
+            group = groups[(partition, value["src"])] = []
+            merged.append((partition, key, {"src": value["src"], "notes": group}))
+        group.extend(value["notes"])
     out: list[CellMessage] = []
     for partition, key, value in merged:
-        notes = value.get("notes", ())
-        if len(notes) <= MAX_NOTES or value.keys() != {"src", "notes"}:
+        if value.keys() != {"src", "notes"}:
             out.append((partition, key, value))
             continue
-        for i in range(0, len(notes), MAX_NOTES):
-            out.append((partition, key, {"src": value["src"], "notes": notes[i : i + MAX_NOTES]}))
+        part: list[Any] = []
+        size = 0
+        for note in value["notes"]:
+            n = len(orjson.dumps(note))
+            if part and (len(part) >= MAX_NOTES or size + n > MERGED_BYTES):
+                out.append((partition, key, {"src": value["src"], "notes": part}))
+                part, size = [], 0
+            part.append(note)
+            size += n
+        out.append((partition, key, {"src": value["src"], "notes": part}))
     return out
 
 

@@ -285,6 +285,32 @@ def test_held_notes_go_out_with_the_progress_numbered_as_made_and_split_when_man
     assert [sorted(v) for _, _, v in held.progress(T0 + 700, True)] == [["done", "src", "wm"]] * 3
 
 
+def test_relays_merge_per_partition_and_source_in_order_within_the_size_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    import streams.cell_partition as cp
+
+    def relay(partition: int, src: str, *seqs: int, pad: int = 0) -> CellMessage:
+        return (partition, b"1/2", {"src": src, "notes": [[n, {"ps": 0, "k": "x" * pad}] for n in seqs]})
+
+    wm = (1, b"", {"src": "cells/0", "wm": 5.0, "done": False})
+    messages = [relay(1, "cells/0", 1, 2), relay(2, "cells/0", 1), wm, relay(1, "cells/0", 3), relay(1, "cells/3", 1)]
+    out = cp.merge_messages(messages)
+    assert [(p, v["src"], [n for n, _ in v.get("notes", ())]) for p, _, v in out] == [
+        (1, "cells/0", [1, 2, 3]), (2, "cells/0", [1]), (1, "cells/0", []), (1, "cells/3", [1]),
+    ]  # fmt: skip
+    assert out[2][2] is wm[2]  # a message with a watermark is left as it is
+    monkeypatch.setattr(cp, "MAX_NOTES", 2)
+    assert [[n for n, _ in v["notes"]] for _, _, v in cp.merge_messages([relay(1, "cells/0", 1, 2, 3, 4, 5)])] == [
+        [1, 2], [3, 4], [5],
+    ]  # fmt: skip
+    monkeypatch.setattr(cp, "MAX_NOTES", 1000)
+    monkeypatch.setattr(cp, "MERGED_BYTES", 1000)
+    big = cp.merge_messages([relay(1, "cells/0", *range(1, 8), pad=300)])
+    assert [[n for n, _ in v["notes"]] for _, _, v in big] == [[1, 2, 3], [4, 5, 6], [7]]
+    assert all(len(orjson.dumps(v)) < 1100 for _, _, v in big)
+    huge = cp.merge_messages([relay(1, "cells/0", 1, pad=5000)])  # one relay over the limit still goes, alone
+    assert [[n for n, _ in v["notes"]] for _, _, v in huge] == [[1]]
+
+
 def test_a_checkpoint_refuses_to_number_notes_not_yet_sent(settings: Settings) -> None:
     from streams.partition_engine import PartitionEngine
     from streams.wire import record_to_wire
