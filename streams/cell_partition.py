@@ -138,9 +138,8 @@ class CellRouter:
 def merge_messages(messages: Iterable[CellMessage]) -> list[CellMessage]:
     """Messages of notes alone (relays) merged per cells partition and source, in order: at most
     :data:`MAX_NOTES` notes and about :data:`MERGED_BYTES` of JSON a message (a relay carries
-    pair states, which can be large). A merged message stands where its first part stood; any
-    other message (one with a watermark) is kept as it is, in its place. For relays only:
-    merging could move notes after a watermark they came before."""
+    pair states, which can be large). A merged message stands where its first part stood, so
+    notes only ever move earlier; any other message (one with a watermark) is kept as it is."""
     merged: list[CellMessage] = []
     groups: dict[tuple[int, str], list[Any]] = {}
     for partition, key, value in messages:
