@@ -44,14 +44,40 @@ from models.units import DEG_TO_RAD, M_PER_DEG_LAT
 
 @dataclass(slots=True)
 class CellState:
-    """Stage 2 state of one cell: samples waiting for their slot, owned pairs, area state."""
+    """Stage 2 state of one cell: owned pairs, area state, its next deadline.
 
-    # slot time -> one list of samples per channel (pair detectors, then area detectors)
-    pending: dict[float, list[list[Sample]]] = field(default_factory=dict)
+    Samples waiting for their slot are not here but in the slot's :class:`SlotWork`: most
+    cells get one sample in a slot and nothing to compare it with, and need no state.
+    """
+
     # per pair detector: owner key -> other key -> the detector's pair state
     pairs: list[dict[str, dict[str, Any]]] = field(default_factory=list)
     area: list[Any] = field(default_factory=list)  # per area detector (None until used)
     scheduled: float | None = None
+
+
+class SlotWork:
+    """The samples waiting for one slot, per channel (pair detectors, then area detectors):
+    each delivery as the cell it went to and the sample, in the order they came."""
+
+    __slots__ = ("cids", "samples")
+
+    def __init__(self, nchan: int) -> None:
+        self.cids: list[list[int]] = [[] for _ in range(nchan)]
+        self.samples: list[list[Sample]] = [[] for _ in range(nchan)]
+
+    def by_cell(self) -> dict[int, list[list[Sample]]]:
+        """cell -> one list of samples per channel (a checkpoint's form)."""
+        out: dict[int, list[list[Sample]]] = {}
+        nchan = len(self.cids)
+        for c in range(nchan):
+            samples = self.samples[c]
+            for k, cid in enumerate(self.cids[c]):
+                chans = out.get(cid)
+                if chans is None:
+                    chans = out[cid] = [[] for _ in range(nchan)]
+                chans[c].append(samples[k])
+        return out
 
 
 def _everything(cid: int) -> bool:
@@ -88,7 +114,7 @@ class CellStage:
         self._mixed = [all(x != y for x, y in d.entity_pairs) for d in self.pair_detectors]
         self._nchan = self._npair + len(self.area_detectors)
         self._slot_heap: list[float] = []  # slot times with pending samples (or handoffs)
-        self._slot_cells: dict[float, set[int]] = {}
+        self._work: dict[float, SlotWork] = {}
         self._handoffs: dict[float, list[tuple[int, str, int, int]]] = {}
         self._events: list[tuple[float, int, str, int, SilenceNote]] = []
         self._seq = 0
@@ -145,11 +171,24 @@ class CellStage:
                     heapq.heappush(self._early, (prev, ts, i, s.key, src, dst))
 
     def _deliver_sample(self, note: SampleNote) -> None:
-        owns, every, s = self.owns, self._all, note.sample
+        s = note.sample
+        work: SlotWork | None = None
+        if self._all:
+            for channel, cids in note.deliveries:
+                if cids:
+                    if work is None:
+                        work = self._slot_at(s.ts)
+                    work.cids[channel].extend(cids)
+                    work.samples[channel].extend([s] * len(cids))
+            return
+        owns = self.owns
         for channel, cids in note.deliveries:
             for cid in cids:
-                if every or owns(cid):
-                    self._deliver(cid, s.ts, channel, s)
+                if owns(cid):
+                    if work is None:
+                        work = self._slot_at(s.ts)
+                    work.cids[channel].append(cid)
+                    work.samples[channel].append(s)
 
     def take_pending(self, note: SampleNote) -> bool:
         """Rebuild after :meth:`restore` of an export without pending samples: a sample note
@@ -161,22 +200,12 @@ class CellStage:
         self._deliver_sample(note)
         return True
 
-    def _slot_at(self, ts: float) -> set[int]:
-        cells = self._slot_cells.get(ts)
-        if cells is None:
-            cells = self._slot_cells[ts] = set()
+    def _slot_at(self, ts: float) -> SlotWork:
+        work = self._work.get(ts)
+        if work is None:
+            work = self._work[ts] = SlotWork(self._nchan)
             heapq.heappush(self._slot_heap, ts)
-        return cells
-
-    def _deliver(self, cid: int, ts: float, channel: int, s: Sample) -> None:
-        cell = self.cells.get(cid)
-        if cell is None:
-            cell = self.cells[cid] = self._new_cell()
-        chans = cell.pending.get(ts)
-        if chans is None:
-            chans = cell.pending[ts] = [[] for _ in range(self._nchan)]
-            self._slot_at(ts).add(cid)
-        chans[channel].append(s)
+        return work
 
     def _new_cell(self) -> CellState:
         return CellState(pairs=[{} for _ in self.pair_detectors], area=[None] * len(self.area_detectors))
@@ -290,24 +319,64 @@ class CellStage:
                 self.outbox.append(self._states_out(i, key, t, src, dst))
             else:
                 self._merge(self._states_in.pop((i, key, t)))
-        npair = self._npair
-        for cid in sorted(self._slot_cells.pop(t, ())):
+        work = self._work.pop(t, None)
+        if work is None:
+            return alerts
+        npair, nchan = self._npair, self._nchan
+        buckets = [self._buckets(c, work.cids[c], work.samples[c]) for c in range(nchan)]
+        todo: set[int] = set()
+        for b in buckets:
+            todo.update(b)
+        for cid in sorted(todo):
             cell = self.cells.get(cid)
             if cell is None:
-                continue
-            chans = cell.pending.pop(t, None)
-            if chans is None:
-                continue
+                cell = self.cells[cid] = self._new_cell()
             for i in range(npair):
-                bucket = chans[i]
-                if bucket:
+                bucket = buckets[i].get(cid)
+                if bucket is not None:
                     alerts.extend(self._compare(cid, cell, i, bucket))
-            for j in range(npair, self._nchan):
-                logged = chans[j]
-                if logged:
+            for j in range(npair, nchan):
+                logged = buckets[j].get(cid)
+                if logged is not None:
                     alerts.extend(self._log(cid, cell, j - npair, logged))
             self._drop_if_empty(cid, cell)
         return alerts
+
+    def _buckets(self, c: int, cids: list[int], samples: list[Sample]) -> dict[int, list[Sample]]:
+        """Channel ``c``'s samples of one slot by cell, keeping only the cells with something to
+        do: all of them for an area detector; for a pair detector, where a wanted pair can form
+        or a sample is of a type it also sees alone (:meth:`_compare` has nothing to do with
+        the others)."""
+        n = len(samples)
+        if n == 0:
+            return {}
+        area = c >= self._npair
+        solo = None if area else self._solo[c]
+        solo_types: frozenset[str] = frozenset() if solo is None else solo.solo_types
+        if not area and self._mixed[c]:
+            kind = samples[0].etype
+            if all(s.etype == kind for s in samples) and kind not in solo_types:
+                return {}  # one kind of entity in the whole slot: no pair of unlike kinds anywhere
+        groups: dict[int, list[Sample]] = {}
+        for k in range(n):
+            cid = cids[k]
+            group = groups.get(cid)
+            if group is None:
+                groups[cid] = [samples[k]]
+            else:
+                group.append(samples[k])
+        if area:
+            return groups
+        mixed = self._mixed[c]
+        keep: dict[int, list[Sample]] = {}
+        for cid, group in groups.items():
+            if len(group) > 1 and not mixed:
+                keep[cid] = group
+                continue
+            kind = group[0].etype
+            if kind in solo_types or any(s.etype != kind or s.etype in solo_types for s in group):
+                keep[cid] = group
+        return keep
 
     def _handoff(self, i: int, key: str, src: int, dst: int) -> None:
         old = self.cells.get(src)
@@ -505,6 +574,7 @@ class CellStage:
                 cell2 = self.cells.get(home2)
                 if cell2 is not None and cell2.area[j] is not None:
                     alerts.extend(det.on_reappear(cell2.area[j], ev, done))
+                    self._drop_if_empty(home2, cell2)
         return alerts
 
     def _forget_relays(self) -> None:
@@ -577,18 +647,18 @@ class CellStage:
         return now + self.slot_s
 
     def _drop_if_empty(self, cid: int, cell: CellState) -> None:
-        if not cell.pending and self._only_pending(cell):
+        if self._is_empty(cell):
             self.cells.pop(cid, None)
 
-    def _only_pending(self, cell: CellState) -> bool:
-        """Nothing in the cell but samples waiting for their slot (if any)."""
+    def _is_empty(self, cell: CellState) -> bool:
+        """No pair state, no area state (a deadline left behind finds no cell and lapses)."""
         if any(cell.pairs):
             return False
         return all(cell.area[j] is None or det.is_empty(cell.area[j]) for j, det in enumerate(self.area_detectors))
 
     # ------------------------------------------------------------------ checkpoints
     def export(self, pending: bool = True) -> dict[str, Any]:
-        """The whole stage as JSON-able data (a streaming shell's checkpoint).
+        """The whole stage as JSON-able data (a streaming shell's checkpoint), cells in order.
 
         ``pending=False`` leaves out the samples waiting for their slot (most of the state: a
         lag's worth of every entity's samples, more while a partition's watermark holds the
@@ -597,19 +667,23 @@ class CellStage:
         from detectors.cell_records import sample_to_wire
 
         enc = state_codec.encode
-        cells = [
-            [
-                cid,
-                [[ts, [[sample_to_wire(x) for x in ch] for ch in chans]] for ts, chans in c.pending.items()]
-                if pending
-                else [],
-                enc(c.pairs),
-                enc(c.area),
-                enc(c.scheduled),
-            ]
-            for cid, c in self.cells.items()
-            if pending or not self._only_pending(c)
-        ]
+        waiting: dict[int, list[list[Any]]] = {}  # cell -> [[slot, samples per channel], ...]
+        if pending:
+            for ts in sorted(self._work):
+                for cid, chans in self._work[ts].by_cell().items():
+                    waiting.setdefault(cid, []).append([ts, [[sample_to_wire(x) for x in ch] for ch in chans]])
+        empty = self._new_cell()
+        cells = []
+        for cid in sorted(self.cells.keys() | waiting.keys()):
+            c = self.cells.get(cid, empty)
+            if pending or not self._is_empty(c):
+                cells.append([cid, waiting.get(cid, []), enc(c.pairs), enc(c.area), enc(c.scheduled)])
+        slots = []
+        for ts, work in self._work.items():
+            held: set[int] = set()
+            for cids in work.cids:
+                held.update(cids)
+            slots.append([ts, sorted(held)])
         return {
             "cells": cells,
             "horizon": enc(self.horizon),
@@ -617,7 +691,7 @@ class CellStage:
             "seq": self._seq,
             "counts": dict(self.counts),
             "compared": self.compared,
-            "slots": [[ts, sorted(cids)] for ts, cids in self._slot_cells.items()],
+            "slots": slots,
             "handoffs": [[ts, [list(h) for h in hs]] for ts, hs in self._handoffs.items()],
             "events": [[w, ph, k, seq, note.to_wire()] for w, ph, k, seq, note in self._events],
             "due": [list(d) for d in self._cell_due],
@@ -636,21 +710,25 @@ class CellStage:
             return sample_from_wire(x) if "$t" not in x else cast(Sample, dec(x))
 
         self.cells = {}
+        self._work = {}
+        self._slot_heap = []
+        for ts, _ in data.get("slots", ()):
+            self._slot_at(float(ts))
         for cid, pending, pairs, area, scheduled in data.get("cells", ()):
-            self.cells[int(cid)] = CellState(
-                {float(ts): [[sample(x) for x in ch] for ch in chans] for ts, chans in pending},
-                dec(pairs),
-                dec(area),
-                dec(scheduled),
-            )
+            cell = CellState(dec(pairs), dec(area), dec(scheduled))
+            if not self._is_empty(cell) or cell.scheduled is not None:
+                self.cells[int(cid)] = cell
+            for ts, chans in pending:
+                work = self._slot_at(float(ts))
+                for channel, ch in enumerate(chans):
+                    for x in ch:
+                        work.cids[channel].append(int(cid))
+                        work.samples[channel].append(sample(x))
         self.horizon = float(dec(data["horizon"]))
         self.target = float(dec(data["target"]))
         self._seq = int(data.get("seq", 0))
         self.counts = Counter(data.get("counts", {}))
         self.compared = int(data.get("compared", 0))
-        self._slot_cells = {float(ts): {int(c) for c in cids} for ts, cids in data.get("slots", ())}
-        self._slot_heap = list(self._slot_cells)
-        heapq.heapify(self._slot_heap)
         self._handoffs = {
             float(ts): [(int(i), str(k), int(a), int(b)) for i, k, a, b in hs] for ts, hs in data.get("handoffs", ())
         }

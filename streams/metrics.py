@@ -160,7 +160,9 @@ class Metrics:
             ["stage"], buckets=STEP_BUCKETS_S, registry=r,
         )  # fmt: skip
         self.active_tracks = Gauge(f"{p}_active_tracks", "Tracks held in state", registry=r)
-        self.active_cells = Gauge(f"{p}_active_cells", "Spatial cells held in state", registry=r)
+        self.active_cells = Gauge(
+            f"{p}_active_cells", "Spatial cells holding pairwise detector state (pair or area state)", registry=r
+        )
         self.watermark_seconds = Gauge(
             f"{p}_watermark_seconds", "Event-time watermark (Unix seconds): max event time seen minus grace",
             registry=r,

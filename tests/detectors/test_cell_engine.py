@@ -224,6 +224,33 @@ def test_aircraft_are_not_paired_as_vessels_but_the_engine_can_pair_them() -> No
     assert {(a, b) for a, b, *_ in air_sea.seen} == {("aircraft:a1b2c3", "vessel:367000001")}
 
 
+def test_samples_waiting_for_their_slot_hold_no_cell_state() -> None:
+    """Cells get state only when a slot gives them something to do; a slot where only one kind
+    of entity reported does nothing for a detector that pairs unlike kinds."""
+    vessels = merged(
+        fixes("367000001", T0, T0 + 1800, 10, 37.02, -76.02, speed_kn=0.0),
+        fixes("367000002", T0, T0 + 1800, 10, 37.0201, -76.02, speed_kn=0.0),
+    )
+    lat, lon = destination(37.02, -76.02, 90.0, 50_000.0)
+    far_plane = fixes("a1b2c3", T0, T0 + 1800, 10, lat, lon, speed_kn=0.0, etype="aircraft")
+    air_sea = Recorder(pairs=frozenset({("aircraft", "vessel")}))
+    engine = CellEngine([air_sea])
+    for p in merged(vessels, far_plane):
+        engine.process(p, CTX)
+    waiting = engine.stage.export()["cells"]
+    assert sum(len(ch) for _, pending, *_ in waiting for _, chans in pending for ch in chans) > 30
+    assert engine.cells == {}
+    engine.expire(T0 + 1800)
+    assert air_sea.seen == [] and engine.counts["compared_samples"] == 0
+    assert engine.cells == {}
+
+    near_plane = fixes("a1b2c3", T0, T0 + 1800, 10, 37.0202, -76.02, speed_kn=0.0, etype="aircraft")
+    air_sea = Recorder(pairs=frozenset({("aircraft", "vessel")}))
+    drive(CellEngine([air_sea]), merged(vessels, near_plane))
+    pairs = {(a, b) for a, b, *_ in air_sea.seen}
+    assert pairs == {("aircraft:a1b2c3", "vessel:367000001"), ("aircraft:a1b2c3", "vessel:367000002")}
+
+
 # --------------------------------------------------------------------- pair ownership
 
 
@@ -395,6 +422,7 @@ def test_a_stage_snapshot_keeps_pending_samples_and_reads_the_earlier_form() -> 
     """Pending samples go into a snapshot in their wire form; one written in the generic state
     form (earlier versions) restores to the same stage, and both go on to the same alerts."""
     from detectors import state_codec
+    from detectors.cell_records import sample_from_wire
     from detectors.cell_stage import CellStage
 
     lat2, lon2 = destination(37.02, -76.02, 0.0, 100.0)
@@ -409,7 +437,7 @@ def test_a_stage_snapshot_keeps_pending_samples_and_reads_the_earlier_form() -> 
     assert sum(len(ch) for _, pending, *_ in snap["cells"] for _, chans in pending for ch in chans) > 100
     old = json.loads(json.dumps(snap))
     for cell in old["cells"]:
-        cell[1] = [[ts, state_codec.encode(engine.cells[cell[0]].pending[ts])] for ts, _ in cell[1]]
+        cell[1] = [[ts, state_codec.encode([[sample_from_wire(x) for x in ch] for ch in chs])] for ts, chs in cell[1]]
     assert old != snap
 
     def finish(data: dict[str, Any]) -> list[dict[str, Any]]:
