@@ -9,9 +9,10 @@ Three keyed stages, each holding small plain dataclasses (faust Table values):
    10 min are thus compared at the same instants, never only when both report in the same
    second. This stage also notices silences (an entity quiet for ``silence_s``) and
    reappearances, for area detectors.
-2. **per cell** (key: cell id, :mod:`detectors.cells`): :class:`CellState` receives the
-   samples of its own area plus copies of those within a detector's radius of it, and the
-   per-pair state of the pairs it *owns*. Pairs are only ever looked for inside one cell's
+2. **per cell** (key: cell id, :mod:`detectors.cells`): a cell receives the samples of its
+   own area plus copies of those within a detector's radius of it (they wait in their
+   slot's :class:`~detectors.cell_stage.SlotWork`), and holds the per-pair state of the
+   pairs it *owns* (:class:`CellState`). Pairs are only ever looked for inside one cell's
    bucket for one slot: never all pairs of all tracks.
 3. the **agenda**: work is done in event-time order once it is final. A sample for
    boundary ``t`` can only come from a fix at most ``max_interp_gap_s`` after ``t``, so

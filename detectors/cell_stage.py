@@ -98,8 +98,9 @@ class CellStage:
         self.grid = grid
         self.slot_s = timing.slot_s
         self.lag_s = timing.lag_s
-        self.owns = owns or _everything
+        self._owns_fn = owns or _everything
         self._all = owns is None
+        self._mine: dict[int, bool] = {}  # memo of ``owns``
         self.cells: dict[int, CellState] = {}
         self.horizon = -math.inf  # everything at or before it is done
         self.target = -math.inf  # where the watermark allows the agenda to go
@@ -127,6 +128,17 @@ class CellStage:
     def drain(self) -> list[Note]:
         out, self.outbox = self.outbox, []
         return out
+
+    def owns(self, cid: int) -> bool:
+        """Whether this stage holds cell ``cid`` (the ``owns`` it was given, remembered)."""
+        if self._all:
+            return True
+        mine = self._mine.get(cid)
+        if mine is None:
+            if len(self._mine) > 1_000_000:
+                self._mine.clear()
+            mine = self._mine[cid] = self._owns_fn(cid)
+        return mine
 
     @property
     def waiting(self) -> bool:
@@ -162,12 +174,12 @@ class CellStage:
                     self.outbox.append(self._states_out(i, s.key, ts, src, dst))
             return
         self._deliver_sample(note)
-        owns, every = self.owns, self._all
+        every = self._all
         for i, src, dst, prev in note.handoffs:
-            if every or owns(src) or owns(dst):
+            if every or self.owns(src) or self.owns(dst):
                 self._handoffs.setdefault(ts, []).append((i, s.key, src, dst))
                 self._slot_at(ts)
-                if not every and owns(src) and not owns(dst):
+                if not every and self.owns(src) and not self.owns(dst):
                     heapq.heappush(self._early, (prev, ts, i, s.key, src, dst))
 
     def _deliver_sample(self, note: SampleNote) -> None:
@@ -181,10 +193,9 @@ class CellStage:
                     work.cids[channel].extend(cids)
                     work.samples[channel].extend([s] * len(cids))
             return
-        owns = self.owns
         for channel, cids in note.deliveries:
             for cid in cids:
-                if owns(cid):
+                if self.owns(cid):
                     if work is None:
                         work = self._slot_at(s.ts)
                     work.cids[channel].append(cid)
@@ -525,8 +536,7 @@ class CellStage:
 
     # ------------------------------------------------------------------ silences
     def _can_reappear(self, note: SilenceNote) -> bool:
-        owns = self.owns
-        if owns(note.home1) or not owns(note.home2):
+        if self.owns(note.home1) or not self.owns(note.home2):
             return True
         return (note.event.key, note.event.t1) in self._closed_in
 
@@ -658,7 +668,7 @@ class CellStage:
 
     # ------------------------------------------------------------------ checkpoints
     def export(self, pending: bool = True) -> dict[str, Any]:
-        """The whole stage as JSON-able data (a streaming shell's checkpoint), cells in order.
+        """The whole stage as JSON-able data (a streaming shell's checkpoint).
 
         ``pending=False`` leaves out the samples waiting for their slot (most of the state: a
         lag's worth of every entity's samples, more while a partition's watermark holds the
@@ -672,17 +682,19 @@ class CellStage:
             for ts in sorted(self._work):
                 for cid, chans in self._work[ts].by_cell().items():
                     waiting.setdefault(cid, []).append([ts, [[sample_to_wire(x) for x in ch] for ch in chans]])
-        empty = self._new_cell()
-        cells = []
-        for cid in sorted(self.cells.keys() | waiting.keys()):
-            c = self.cells.get(cid, empty)
-            if pending or not self._is_empty(c):
-                cells.append([cid, waiting.get(cid, []), enc(c.pairs), enc(c.area), enc(c.scheduled)])
-        slots = []
+        cells = [
+            [cid, waiting.pop(cid, []), enc(c.pairs), enc(c.area), enc(c.scheduled)]
+            for cid, c in self.cells.items()
+            if pending or not self._is_empty(c)
+        ]
+        empty = self._new_cell()  # cells whose only content is samples waiting, after the others
+        cells += [[cid, waiting[cid], enc(empty.pairs), enc(empty.area), None] for cid in sorted(waiting)]
+        slots: list[list[Any]] = []  # with the cells of its waiting samples, when they are in the export
         for ts, work in self._work.items():
             held: set[int] = set()
-            for cids in work.cids:
-                held.update(cids)
+            if pending:
+                for cids in work.cids:
+                    held.update(cids)
             slots.append([ts, sorted(held)])
         return {
             "cells": cells,

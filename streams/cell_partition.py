@@ -201,7 +201,6 @@ class CellPartitionEngine:
         self.counts: Counter[str] = Counter()
         self.last_offset = -1
         self.flushed_offset = -1
-        self._owned: dict[int, bool] = {}
         # pending samples are not in snapshots: per slot still ahead, the first offset that
         # delivered samples to it (a snapshot's ``r``: where reading again must start)
         self._first_offset: dict[float, int] = {}
@@ -210,13 +209,8 @@ class CellPartitionEngine:
         self._rebuild: tuple[int, int] | None = None  # (next offset to read again, o)
         self._rebuilt: set[tuple[str, int]] = set()  # (source, number) of the notes read again
 
-    def _owns(self, cell_id: int) -> bool:
-        mine = self._owned.get(cell_id)
-        if mine is None:
-            if len(self._owned) > 1_000_000:
-                self._owned.clear()
-            mine = self._owned[cell_id] = self.router.partition_of(cell_id) == self.partition
-        return mine
+    def _owns(self, cell_id: int) -> bool:  # the stage remembers the answers
+        return self.router.partition_of(cell_id) == self.partition
 
     @property
     def watermark(self) -> float:
