@@ -244,6 +244,101 @@ def run_offline(records: Sequence[Record], settings: Settings, env: Any) -> Offl
     return Offline(figures, triggers)
 
 
+def cells_offline(
+    records: Sequence[Record], settings: Settings, env: Any, plan: dict[Where, list[list[int]]]
+) -> Figure | None:
+    """The cells partitions alone, as the as-shipped worker runs them (None without pairwise
+    detectors): stage 1 in each position partition (a pipeline with no track detectors) holds
+    its notes and sends them with its progress every :data:`FLUSH_EVERY_FRAMES` frames, the
+    partitions taking turns frame by frame; then each ``cells`` partition's engine reads its
+    log in turns (``orjson.loads``, relays written back as JSON). Only the cells side is timed.
+    Snapshots (every :data:`FLUSH_EVERY_FRAMES` messages a partition) are timed apart: each
+    is the partition's whole state, so its cost depends on how often the worker takes one
+    (each ``flush_interval_s``), not on the positions. The sources are the position
+    partitions that hold records (no idle ones to wait for)."""
+    from detectors.cell_engine import build_cell_engine
+    from detectors.cell_slotting import EntityStage, SlottingOnly
+    from detectors.pipeline import Pipeline
+    from detectors.routing import Router
+    from streams.cell_partition import CellPartitionEngine, CellRouter, source_id
+    from streams.topics import stream_settings
+
+    probe = build_cell_engine(settings.detectors, env)
+    if probe is None:
+        return None
+    ncells = stream_settings(settings).topics.partitions
+    logs: list[list[bytes]] = [[] for _ in range(ncells)]
+
+    def send(messages: list[Any]) -> None:
+        for partition, _, value in messages:
+            logs[partition].append(orjson.dumps(value))
+
+    wheres = sorted(plan)
+    sources = [source_id(topic, partition) for topic, partition in wheres]
+    sides = []
+    for where, source in zip(wheres, sources, strict=True):
+        stage = EntityStage(probe.pair_detectors, probe.area_detectors, probe.timing, probe.grid)
+        sides.append(
+            (where, stage, Pipeline(settings, env, detectors=[], cells=SlottingOnly(stage)), CellRouter(source, ncells))
+        )
+    for k in range(max(len(frames) for frames in plan.values())):
+        for where, stage, pipeline, router in sides:
+            if k < len(plan[where]):
+                for i in plan[where][k]:
+                    pipeline.push(records[i])
+                router.hold(stage.drain())
+                if (k + 1) % FLUSH_EVERY_FRAMES == 0:
+                    send(router.progress(pipeline.watermark, False))
+    for _, stage, pipeline, router in sides:
+        pipeline.finish()
+        router.hold(stage.drain())
+        send(router.progress(pipeline.buffer.max_ts, True))
+
+    route = Router.from_settings(settings).route
+    engines = [
+        CellPartitionEngine(
+            probe.pair_detectors, probe.area_detectors, probe.timing, probe.grid, k, ncells, sources, route
+        )
+        for k in range(ncells)
+    ]
+    read = [0] * ncells
+    revisions = 0
+    written = sum(len(log) for log in logs)
+    work_s = snapshot_s = 0.0
+    sizes: list[int] = []
+    while any(read[k] < len(logs[k]) for k in range(ncells)):
+        for k, engine in enumerate(engines):
+            log = logs[k]
+            while read[k] < len(log):
+                offset = read[k]
+                read[k] += 1
+                started = clock()
+                alerts, relays = engine.push(offset, orjson.loads(log[offset]))
+                revisions += len(alerts)
+                for partition, _, value in relays:
+                    logs[partition].append(orjson.dumps(value))
+                work_s += clock() - started
+                if read[k] % FLUSH_EVERY_FRAMES == 0:
+                    started = clock()
+                    sizes.append(len(orjson.dumps(engine.snapshot())))
+                    snapshot_s += clock() - started
+    relayed = sum(len(log) for log in logs) - written
+    snaps = (
+        f"{len(sizes)} snapshots, not in the time (every {FLUSH_EVERY_FRAMES} messages a partition): "
+        f"{snapshot_s / len(sizes) * 1e3:,.1f} ms and {sum(sizes) / len(sizes) / 1e3:,.0f} kB each on average"
+        if sizes
+        else "no snapshots"
+    )
+    return Figure(
+        NAME,
+        "no Kafka: cells partitions (pairwise detectors)",
+        len(records),
+        work_s,
+        note=f"CPU s; JSON in and out included; {written:,} messages of notes and progress, {relayed:,} relays, "
+        f"{revisions} alert revisions; {snaps}",
+    )
+
+
 # --- processes -----------------------------------------------------------------------------------
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU seconds of a process (Linux ``/proc``), None elsewhere."""
@@ -813,10 +908,17 @@ def run(
         bench_kafka = {**BENCH_KAFKA, **kafka}
         config = write_settings(folder / "config", kafka=bench_kafka)
         settings = load_settings(config)
-        offline = run_offline(records, settings, load_environment(settings))
+        env = load_environment(settings)
+        offline = run_offline(records, settings, env)
         figures = list(offline.figures)
         overrides = f"; [kafka] {kafka}" if kafka else ""
         figures[0].note += f"; {path.name}, {len(records):,} positions, {os.cpu_count()} cores{overrides}"
+        shipped = write_settings(folder / "config-shipped", kafka=bench_kafka, pairwise=True)
+        if pairwise:
+            shipped_settings = load_settings(shipped)
+            cells = cells_offline(records, shipped_settings, env, frame_plan(records, shipped_settings))
+            if cells is not None:
+                figures.append(cells)
         if offline_only:
             return figures
         base = run_baseline(folder / "baseline", records[: min(baseline_limit, len(records))], config)
@@ -829,8 +931,7 @@ def run(
                 sustained = fig.rate
             figures.append(_cores_note(fig, count))
         if pairwise:
-            shipped = write_settings(folder / "config-shipped", kafka=bench_kafka, pairwise=True)
-            revisions = replay_revisions(records, load_settings(shipped))
+            revisions = replay_revisions(records, shipped_settings)
             rendezvous = sum(k.startswith("rendezvous") for k, _ in revisions)
             for count in workers:
                 fig = run_workers(folder / f"shipped{count}", records, shipped, count, base.rate, revisions)

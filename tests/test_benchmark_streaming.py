@@ -110,10 +110,16 @@ def test_settings_for_the_broker_load_with_overrides_and_no_pairwise_detectors(t
 
 def test_the_no_kafka_part_runs_on_a_few_hundred_positions(tmp_path: Path) -> None:
     figures = streaming.run(AIS_SAMPLE, limit=400, offline_only=True)
-    assert [f.case.split(":")[0] for f in figures] == ["no Kafka"] * 5
+    assert [f.case.split(":")[0] for f in figures] == ["no Kafka"] * 6
     for f in figures:
         assert isinstance(f, Figure) and f.positions == 400 and f.seconds > 0 and f.rate > 0
     assert all(format_table(figures))
+    cells = figures[-1]
+    assert cells.case == "no Kafka: cells partitions (pairwise detectors)"
+    messages = int(cells.note.split(" messages of notes", 1)[0].rsplit(" ", 1)[1].replace(",", ""))
+    assert messages >= 8 * 8  # at least every cells partition's final progress from every position partition
+    per_track = streaming.run(AIS_SAMPLE, limit=400, offline_only=True, pairwise=False)
+    assert [f.case for f in per_track] == [f.case for f in figures[:-1]]
 
 
 def test_each_record_goes_to_the_partition_and_frame_the_feed_gives_it(tmp_path: Path) -> None:
