@@ -174,3 +174,53 @@ def test_a_cells_snapshot_waits_while_outputs_of_a_relay_handed_over_are_being_p
     slot.busy = 0
     asyncio.run(agent.flush(tp, slot))
     assert len(changelog.sent) == 1 and slot.handles == []
+
+
+def test_two_workers_holding_half_the_cells_partitions_each_give_the_split_pipelines_alerts(
+    settings: Settings, env: Environment, sample_records: list[Any]
+) -> None:
+    """Even cells partitions on one worker, odd ones on another, no flush at all: what one
+    sends to the other's partitions is appended to their logs (a stand-in for the broker).
+    Relays for another worker's partition must go to the topic at once (that worker may be
+    waiting for them), so the alerts are the split pipeline's without any flush."""
+    t = stream_settings(settings).topics
+    world = World(settings, env, sample_records, t.partitions, t.partitions, seed=5)
+    world.run(0.0)
+    expected = finals(world.alerts)
+    assert any(a["kind"] == "rendezvous" for a in expected.values())
+    end = orjson.dumps(world.input_end)
+    air = t.positions_air.encode()
+    logs = {}
+    for k, side in enumerate(world.cells):  # what the position partitions sent: the relays are the workers' to make
+        log = [m for m in side.log if not orjson.loads(m)["src"].startswith("cells/")]
+        logs[k] = log + [b'{"src":"%s/%d","wm":%s,"done":true}' % (air, p, end) for p in range(t.partitions)]
+    pair = [_agent(settings, env, {}) for _ in range(2)]  # partition k is held by pair[k % 2]
+    for worker, _ in pair:
+        worker.flush_interval_s = 1e9
+    read = dict.fromkeys(logs, 0)
+    shuttled = [0, 0]
+
+    async def go() -> int:
+        moved = 0
+        busy = True
+        while busy:
+            busy = False
+            for k, log in logs.items():  # every partition in turn, one message each
+                worker, agent = pair[k % 2]
+                if read[k] < len(log):
+                    tp = TP(t.cells, k)
+                    worker.topo.app.consumer.highwaters[tp] = len(log)  # type: ignore[attr-defined]  # assigned
+                    await agent.on_message(Event(Message(tp, read[k], log[read[k]])))
+                    read[k] += 1
+                    busy = True
+            for side, (worker, _) in enumerate(pair):  # the broker: messages for the other worker's partitions
+                sent = cells_sent(worker, worker.topo.cells)
+                for m in sent[shuttled[side] :]:
+                    if m["partition"] % 2 != side:
+                        logs[m["partition"]].append(m["value"])
+                        moved += 1
+                shuttled[side] = len(sent)
+        return moved
+
+    assert asyncio.run(go()) > 0
+    assert finals(_alerts(*(w for w, _ in pair))) == expected
