@@ -95,6 +95,7 @@ class Worker:
         self.flush_records = kafka.flush_records
         self.stalls = StallWatch(kafka.stall_reread_s)  # fetched messages faust never delivered
         self.routed: dict[Any, int] = {}  # alerts TP -> offset of the last alert routed since the assignment
+        self.gap_seeks: dict[Any, int] = {}  # alerts TP -> the last routed offset when it sought back past a gap
 
     # --- wiring -------------------------------------------------------------------------------
     def install(self) -> None:
@@ -129,6 +130,7 @@ class Worker:
         assigned = args[0] if args else kwargs.get("assigned", set())
         self.stalls.assigned(assigned, time.monotonic())
         self.routed = {tp: o for tp, o in self.routed.items() if tp in assigned}
+        self.gap_seeks = {tp: o for tp, o in self.gap_seeks.items() if tp in assigned}
         for tp, _ in rebalance.thaw(self.slots, assigned):  # kept ones: nobody else held them meanwhile
             if self.metrics is not None:
                 self.metrics.forget_partition(tp.topic, tp.partition)
@@ -440,22 +442,25 @@ class Worker:
         async for event in stream.events():
             msg = event.message
             self.stalls.heard_from(msg.tp, time.monotonic())
-            if not await self._in_order(msg):
-                continue
-            self._processed(msg.tp, msg.offset)  # routing one is quick: count it done from the start
-            try:
-                alert = decode_alert(msg.value)
-            except DecodeError as exc:
-                await self._dead_letter(msg, exc.reason, exc.detail)
-                continue
-            try:
-                agencies = alert.agencies or (self.topo.settings.routing.default_agency,)
-                for agency in agencies:
-                    await self.topo.agency_topic(agency).send(key=msg.key, value=msg.value, headers=msg.headers)
-                self.counts["routed"] += len(agencies)
-            except Exception as exc:
-                log.exception("routing %s failed", alert.id)
-                await self._dead_letter(msg, "internal_error", repr(exc))
+            if await self._in_order(msg):
+                await self._route(msg)
+
+    async def _route(self, msg: Any) -> None:
+        """One alert message to each receiving agency's topic (dead-lettered if it is not one)."""
+        self._processed(msg.tp, msg.offset)  # routing one is quick: count it done from the start
+        try:
+            alert = decode_alert(msg.value)
+        except DecodeError as exc:
+            await self._dead_letter(msg, exc.reason, exc.detail)
+            return
+        try:
+            agencies = alert.agencies or (self.topo.settings.routing.default_agency,)
+            for agency in agencies:
+                await self.topo.agency_topic(agency).send(key=msg.key, value=msg.value, headers=msg.headers)
+            self.counts["routed"] += len(agencies)
+        except Exception as exc:
+            log.exception("routing %s failed", alert.id)
+            await self._dead_letter(msg, "internal_error", repr(exc))
 
     async def _in_order(self, msg: Any) -> bool:
         """Whether to route this alert message: the next one of its partition.
@@ -463,19 +468,45 @@ class Worker:
         One routed before (read again after a rebalance's seek) is skipped. A jump past
         messages never delivered (faust dropped them in a rebalance) seeks back to the first
         of them: the messages after it come again, in order, and no revision goes missing
-        from the agency topics.
+        from the agency topics. If the group's consumer jumps past them again, they are read
+        with a plain consumer and routed first (:meth:`_route_missing`): a seek that never
+        brings them must not stop the router.
         """
-        last = self.routed.get(msg.tp)
+        tp = msg.tp
+        last = self.routed.get(tp)
         if last is not None and msg.offset <= last:
             return False
         if last is not None and msg.offset > last + 1:
-            log.warning("alerts partition %s: offset %d after %d: reading the ones between again",
-                        msg.tp, msg.offset, last)  # fmt: skip
-            self.counts["offset_gaps"] += 1
-            await self.topo.app.consumer.seek(msg.tp, last + 1)
-            return False
-        self.routed[msg.tp] = msg.offset
+            if self.gap_seeks.get(tp) != last:
+                log.warning("alerts partition %s: offset %d after %d: reading the ones between again",
+                            tp, msg.offset, last)  # fmt: skip
+                self.counts["offset_gaps"] += 1
+                self.gap_seeks[tp] = last
+                await self.topo.app.consumer.seek(tp, last + 1)
+                return False
+            await self._route_missing(tp, last + 1, msg.offset)
+        self.gap_seeks.pop(tp, None)
+        self.routed[tp] = msg.offset
         return True
+
+    async def _route_missing(self, tp: Any, start: int, stop: int) -> None:
+        """Route offsets ``start`` … ``stop - 1`` of an alerts partition, read with a plain
+        consumer: the group's consumer jumped past them twice. Offsets the broker does not
+        serve (none there) are passed over; if they cannot be read at all, the router goes on
+        without them (logged and counted) rather than stop every agency's feed."""
+        log.warning("alerts partition %s: offsets %d-%d jumped over again: reading them with a plain consumer",
+                    tp, start, stop - 1)  # fmt: skip
+        self.counts["offset_gaps_read"] += 1
+        try:
+            async for record in self._read_range(tp, start, stop):
+                self.routed[tp] = record.offset
+                await self._route(_Message(tp, record))
+        except BackfillError as exc:
+            log.error("alerts partition %s: %s; routing goes on without them", tp, exc)
+            self.counts["offset_gaps_unread"] += 1
+
+    def _read_range(self, tp: Any, start: int, stop: int) -> Any:
+        return read_range(self.topo.brokers, tp, start, stop)
 
     # --- dead letters ---------------------------------------------------------------------------
     async def _refused(self, topic: str, partition: int, key: Any, r: Refused, slot: Slot) -> None:

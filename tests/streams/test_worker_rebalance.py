@@ -258,3 +258,58 @@ def test_a_checkpoint_waits_until_the_watermark_it_stands_for_reached_the_cells_
     assert written and written[-1]["key"] == slot.engine.checkpoint_key
     checkpoint = orjson.loads(written[-1]["value"])
     assert {orjson.dumps(m["wm"]) for m in progress} == {orjson.dumps(checkpoint["r"])}  # what it stands for
+
+
+def test_alerts_the_consumer_jumps_over_twice_are_read_with_a_plain_consumer(
+    settings: Settings, env: Environment, frames: list[bytes]
+) -> None:
+    """A seek back that does not bring the missing alert messages must not stop the router:
+    the second jump over them reads them with a plain consumer and routes them first."""
+    from streams.backfill import BackfillError
+
+    source, tp = _worker(settings, env, len(frames))
+    run(source, (Message(tp, o, frames[o]) for o in range(len(frames))))
+    values = [sent["value"] for sent in source.topo.alerts.sent]  # type: ignore[attr-defined]
+    assert len(values) >= 8, "the slice gives a few alert revisions"
+
+    worker = make_worker(settings, env, Metrics())
+    atp = TP(worker.topo.stream.topics.alerts, 0)
+    routed = Sink("alerts.any")
+    worker.topo.agencies = dict.fromkeys(worker.topo.stream.agencies, routed)
+    served = {2}  # what the broker serves a plain consumer of the offsets 2-3 (3 is not there)
+    read: list[tuple[int, int]] = []
+
+    async def read_range(tp_: Any, start: int, stop: int) -> Any:
+        read.append((start, stop))
+        for o in range(start, stop):
+            if o in served:
+                yield type("Record", (), {"offset": o, "key": None, "value": values[o], "headers": ()})()
+
+    worker._read_range = read_range  # type: ignore[method-assign,assignment]
+
+    class Stream:
+        def __init__(self, offsets: list[int]) -> None:
+            self.offsets = offsets
+
+        async def events(self) -> Any:
+            for o in self.offsets:
+                yield Event(Message(atp, o, values[o]))
+
+    asyncio.run(worker._router(Stream([0, 1, 4])))  # 2 and 3 fetched and dropped: a seek back
+    asyncio.run(worker._router(Stream([4, 5])))  # the seek brought 4 again: read 2-3 aside
+    assert worker.topo.app.consumer.seeks == [(atp, 2)]  # type: ignore[attr-defined]
+    assert read == [(2, 4)]
+    copies = [v for o in (0, 1, 2, 4, 5) for v in [values[o]] * len(decode_alert(values[o]).agencies or ("x",))]
+    assert [m["value"] for m in routed.sent] == copies
+    assert worker.counts["offset_gaps"] == 1 and worker.counts["offset_gaps_read"] == 1
+
+    async def unreadable(tp_: Any, start: int, stop: int) -> Any:
+        raise BackfillError("not served")
+        yield  # an async generator
+
+    worker._read_range = unreadable  # type: ignore[method-assign,assignment]
+    before = len(routed.sent)
+    asyncio.run(worker._router(Stream([5, 7])))  # 6 jumped over: a seek back
+    asyncio.run(worker._router(Stream([7])))  # again, and it cannot be read: the router goes on
+    assert len(routed.sent) > before and routed.sent[-1]["value"] == values[7]
+    assert worker.counts["offset_gaps_unread"] == 1
