@@ -82,6 +82,25 @@ def _alerts(*workers: Worker) -> list[Alert]:
     return [decode_alert(m["value"]) for w in workers for m in w.topo.alerts.sent]  # type: ignore[attr-defined]
 
 
+def _position_logs(
+    settings: Settings, env: Environment, sample_records: list[Any]
+) -> tuple[dict[str, dict[str, Any]], list[list[bytes]]]:
+    """The split pipeline's final alerts, and per cells partition what the position partitions
+    sent it (the relays are the workers' own to make), with the air partitions' end markers."""
+    t = stream_settings(settings).topics
+    world = World(settings, env, sample_records, t.partitions, t.partitions, seed=5)
+    world.run(0.0)
+    expected = finals(world.alerts)
+    assert any(a["kind"] == "rendezvous" for a in expected.values())
+    end = orjson.dumps(world.input_end)
+    air = t.positions_air.encode()
+    logs = []
+    for side in world.cells:
+        log = [m for m in side.log if not orjson.loads(m)["src"].startswith("cells/")]
+        logs.append(log + [b'{"src":"%s/%d","wm":%s,"done":true}' % (air, p, end) for p in range(t.partitions)])
+    return expected, logs
+
+
 def test_a_restarted_cells_partition_reads_its_pending_samples_again(
     settings: Settings, env: Environment, cells_log: tuple[int, list[bytes], dict[str, dict[str, Any]]]
 ) -> None:
@@ -116,17 +135,7 @@ def test_relays_between_cells_partitions_of_one_worker_are_handed_over_and_sent_
     settings: Settings, env: Environment, sample_records: list[Any]
 ) -> None:
     t = stream_settings(settings).topics
-    world = World(settings, env, sample_records, t.partitions, t.partitions, seed=5)
-    world.run(0.0)
-    expected = finals(world.alerts)
-    assert any(a["kind"] == "rendezvous" for a in expected.values())
-    end = orjson.dumps(world.input_end)
-    logs = []
-    for side in world.cells:  # what the position partitions sent: the relays are the worker's own to make
-        log = [m for m in side.log if not orjson.loads(m)["src"].startswith("cells/")]
-        air = t.positions_air.encode()
-        log += [b'{"src":"%s/%d","wm":%s,"done":true}' % (air, p, end) for p in range(t.partitions)]
-        logs.append(log)
+    expected, logs = _position_logs(settings, env, sample_records)
     worker, agent = _agent(settings, env, {})
     worker.flush_interval_s = 1e9  # flushes only when the test asks
     tps = [TP(t.cells, k) for k in range(t.partitions)]
@@ -184,16 +193,8 @@ def test_two_workers_holding_half_the_cells_partitions_each_give_the_split_pipel
     Relays for another worker's partition must go to the topic at once (that worker may be
     waiting for them), so the alerts are the split pipeline's without any flush."""
     t = stream_settings(settings).topics
-    world = World(settings, env, sample_records, t.partitions, t.partitions, seed=5)
-    world.run(0.0)
-    expected = finals(world.alerts)
-    assert any(a["kind"] == "rendezvous" for a in expected.values())
-    end = orjson.dumps(world.input_end)
-    air = t.positions_air.encode()
-    logs = {}
-    for k, side in enumerate(world.cells):  # what the position partitions sent: the relays are the workers' to make
-        log = [m for m in side.log if not orjson.loads(m)["src"].startswith("cells/")]
-        logs[k] = log + [b'{"src":"%s/%d","wm":%s,"done":true}' % (air, p, end) for p in range(t.partitions)]
+    expected, sent_here = _position_logs(settings, env, sample_records)
+    logs = dict(enumerate(sent_here))
     pair = [_agent(settings, env, {}) for _ in range(2)]  # partition k is held by pair[k % 2]
     for worker, _ in pair:
         worker.flush_interval_s = 1e9

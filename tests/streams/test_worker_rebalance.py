@@ -202,14 +202,15 @@ def test_a_cells_partition_whose_last_messages_were_dropped_is_read_again(settin
     assert agent.slots[ctp].engine.marks["positions.vessel/0"] == 1591299039.0
 
 
-def test_the_router_reads_again_alerts_faust_dropped(settings: Settings, env: Environment, frames: list[bytes]) -> None:
-    """An alert message missing between two delivered ones is read again, not skipped: every
-    revision reaches the agency topics once, in order."""
+def _router(
+    settings: Settings, env: Environment, frames: list[bytes], least: int
+) -> tuple[list[bytes], Worker, Any, Sink, Any]:
+    """The alert messages the slice gives (at least ``least``), a fresh worker to route them,
+    its alerts partition, the sink of every agency topic, and a stream of chosen offsets."""
     source, tp = _worker(settings, env, len(frames))
     run(source, (Message(tp, o, frames[o]) for o in range(len(frames))))
     values = [sent["value"] for sent in source.topo.alerts.sent]  # type: ignore[attr-defined]
-    assert len(values) >= 4, "the slice gives a few alert revisions"
-
+    assert len(values) >= least, "the slice gives a few alert revisions"
     worker = make_worker(settings, env, Metrics())
     atp = TP(worker.topo.stream.topics.alerts, 0)
     routed = Sink("alerts.any")
@@ -223,6 +224,13 @@ def test_the_router_reads_again_alerts_faust_dropped(settings: Settings, env: En
             for o in self.offsets:
                 yield Event(Message(atp, o, values[o]))
 
+    return values, worker, atp, routed, Stream
+
+
+def test_the_router_reads_again_alerts_faust_dropped(settings: Settings, env: Environment, frames: list[bytes]) -> None:
+    """An alert message missing between two delivered ones is read again, not skipped: every
+    revision reaches the agency topics once, in order."""
+    values, worker, atp, routed, Stream = _router(settings, env, frames, 4)
     asyncio.run(worker._router(Stream([0, 1, 3])))  # 2 was fetched and dropped
     assert worker.topo.app.consumer.seeks == [(atp, 2)]  # type: ignore[attr-defined]
     asyncio.run(worker._router(Stream([2, 3, 1])))  # the seek reads 2 again; 1 came twice
@@ -267,15 +275,7 @@ def test_alerts_the_consumer_jumps_over_twice_are_read_with_a_plain_consumer(
     the second jump over them reads them with a plain consumer and routes them first."""
     from streams.backfill import BackfillError
 
-    source, tp = _worker(settings, env, len(frames))
-    run(source, (Message(tp, o, frames[o]) for o in range(len(frames))))
-    values = [sent["value"] for sent in source.topo.alerts.sent]  # type: ignore[attr-defined]
-    assert len(values) >= 8, "the slice gives a few alert revisions"
-
-    worker = make_worker(settings, env, Metrics())
-    atp = TP(worker.topo.stream.topics.alerts, 0)
-    routed = Sink("alerts.any")
-    worker.topo.agencies = dict.fromkeys(worker.topo.stream.agencies, routed)
+    values, worker, atp, routed, Stream = _router(settings, env, frames, 8)
     served = {2}  # what the broker serves a plain consumer of the offsets 2-3 (3 is not there)
     read: list[tuple[int, int]] = []
 
@@ -286,14 +286,6 @@ def test_alerts_the_consumer_jumps_over_twice_are_read_with_a_plain_consumer(
                 yield type("Record", (), {"offset": o, "key": None, "value": values[o], "headers": ()})()
 
     worker._read_range = read_range  # type: ignore[method-assign,assignment]
-
-    class Stream:
-        def __init__(self, offsets: list[int]) -> None:
-            self.offsets = offsets
-
-        async def events(self) -> Any:
-            for o in self.offsets:
-                yield Event(Message(atp, o, values[o]))
 
     asyncio.run(worker._router(Stream([0, 1, 4])))  # 2 and 3 fetched and dropped: a seek back
     asyncio.run(worker._router(Stream([4, 5])))  # the seek brought 4 again: read 2-3 aside
