@@ -501,8 +501,9 @@ class Worker:
             async for record in self._read_range(tp, start, stop):
                 self.routed[tp] = record.offset
                 await self._route(_Message(tp, record))
-        except BackfillError as exc:
-            log.error("alerts partition %s: %s; routing goes on without them", tp, exc)
+        except Exception as exc:  # BackfillError, or the client's own: the agent must not restart and skip
+            log.error("alerts partition %s: offsets %d-%d not read (%r); routing goes on without them",
+                      tp, start, stop - 1, exc)  # fmt: skip
             self.counts["offset_gaps_unread"] += 1
 
     def _read_range(self, tp: Any, start: int, stop: int) -> Any:
