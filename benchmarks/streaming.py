@@ -913,8 +913,8 @@ def run(
         figures = list(offline.figures)
         overrides = f"; [kafka] {kafka}" if kafka else ""
         figures[0].note += f"; {path.name}, {len(records):,} positions, {os.cpu_count()} cores{overrides}"
-        shipped = write_settings(folder / "config-shipped", kafka=bench_kafka, pairwise=True)
         if pairwise:
+            shipped = write_settings(folder / "config-shipped", kafka=bench_kafka, pairwise=True)
             shipped_settings = load_settings(shipped)
             cells = cells_offline(records, shipped_settings, env, frame_plan(records, shipped_settings))
             if cells is not None:

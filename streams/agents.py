@@ -275,7 +275,7 @@ class Worker:
         Raises :class:`BackfillError` when they cannot be read in ``timeout_s``.
         """
         log.warning("partition %s: reading offsets %d-%d first (state checkpoint is older)", tp, start, stop - 1)
-        async for message in read_range(self.topo.brokers, tp, start, stop, timeout_s):
+        async for message in self._read_range(tp, start, stop, timeout_s):
             await self._push(_Message(tp, message), slot, None)
 
     def _count(self, topic: str, engine: PartitionEngine, out: Any) -> None:
@@ -506,8 +506,9 @@ class Worker:
                       tp, start, stop - 1, exc)  # fmt: skip
             self.counts["offset_gaps_unread"] += 1
 
-    def _read_range(self, tp: Any, start: int, stop: int) -> Any:
-        return read_range(self.topo.brokers, tp, start, stop)
+    def _read_range(self, tp: Any, start: int, stop: int, timeout_s: float = 60.0) -> Any:
+        """Offsets ``start`` … ``stop - 1`` of ``tp`` with a plain consumer (:func:`read_range`)."""
+        return read_range(self.topo.brokers, tp, start, stop, timeout_s)
 
     # --- dead letters ---------------------------------------------------------------------------
     async def _refused(self, topic: str, partition: int, key: Any, r: Refused, slot: Slot) -> None:
