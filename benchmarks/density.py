@@ -8,6 +8,12 @@ the default track detectors, without and with pairwise detection (the cell engin
 reports µs per position; the ratio compares each case with the same density without
 pairwise detection (and, for those, with the lowest density).
 
+A second set of cases holds the density fixed and grows the total: the smallest count of
+vessels per box, in as many boxes of open sea side by side (:func:`tiles`) as the larger
+counts need (10k vessels in 10 boxes, 50k in 50). Pairwise detection looks for partners
+only in a vessel's own and neighbouring cells, so its cost per position must stay that of
+one box while the total grows fifty-fold; these cases show whether it does.
+
 The pairwise cases need ``detectors/cell_engine.py`` wired into the pipeline
 (``Pipeline(settings, env).cells``) or a ``build_cell_engine(tables, env, source)`` in it; until
 then they are skipped with a message and picked up by themselves once it exists. A case
@@ -39,6 +45,10 @@ from streams.sources.marinecadastre import MarineCadastreDecoder
 NAME = "density"
 SIZES = (1_000, 10_000, 50_000)
 BOX = (36.4, -75.2, 1.0)  # south-west corner (lat, lon) and side in degrees: open sea, 30–150 km offshore
+# boxes for the fixed-density cases: BOX first, then eastwards, TILE_COLUMNS a row, rows southwards
+# (every one more than 20 km from any shore: the Atlantic between Cape Hatteras and Bermuda)
+TILE_COLUMNS = 25
+TILE_ROWS = 4
 START_TS = 1593561600.0  # 2020-07-01T00:00:00Z
 
 # (dt_s, dlat, dlon, speed_kn, course_deg, heading_deg) relative to a segment's first fix
@@ -88,14 +98,27 @@ def track_segments(path: Path, per_vessel: int, max_span_s: float = 7200.0, limi
     return segments
 
 
-def overlay(segments: Sequence[Segment], vessels: int, jitter_s: float = 600.0, seed: int = 7) -> list[Row]:
-    """``vessels`` copies of real segments, time- and space-shifted into the box, in event-time order."""
-    rng = random.Random(seed)
+def tiles(n: int) -> list[tuple[float, float]]:
+    """South-west corners (lat, lon) of ``n`` boxes of BOX's size side by side, BOX first."""
+    if not 1 <= n <= TILE_COLUMNS * TILE_ROWS:
+        raise ValueError(f"between 1 and {TILE_COLUMNS * TILE_ROWS} boxes, not {n}")
     lat0, lon0, side = BOX
+    return [(lat0 - (i // TILE_COLUMNS) * side, lon0 + (i % TILE_COLUMNS) * side) for i in range(n)]
+
+
+def overlay(
+    segments: Sequence[Segment], vessels: int, jitter_s: float = 600.0, seed: int = 7, boxes: int = 1
+) -> list[Row]:
+    """``vessels`` copies of real segments, time- and space-shifted into the box (or, one
+    vessel in turn to each, into ``boxes`` boxes: :func:`tiles`), in event-time order."""
+    rng = random.Random(seed)
+    corners = tiles(boxes)
+    side = BOX[2]
     rows: list[Row] = []
     for v in range(vessels):
         seg = segments[v % len(segments)]
         mmsi = str(300_000_000 + v)
+        lat0, lon0 = corners[v % boxes]
         t0 = START_TS + rng.uniform(0.0, jitter_s)
         la, lo = lat0 + rng.random() * side, lon0 + rng.random() * side
         rows.extend((mmsi, t0 + dt, la + dlat, lo + dlon, sog, cog, hdg) for dt, dlat, dlon, sog, cog, hdg in seg)
@@ -203,6 +226,80 @@ def run(
         paired = Pipeline(settings, env)
         paired.cells = cells_factory()
         n, seconds, done = feed(paired, positions(rows), budget_s)
-        note = _stopped(done, n, len(rows), seconds) + f"{how}; ratio vs no pairwise"
+        compared = getattr(getattr(paired.cells, "stage", None), "compared", None)
+        work = "" if compared is None else f"{compared / n:.2f} pairs compared a position; "
+        note = _stopped(done, n, len(rows), seconds) + f"{how}; {work}ratio vs no pairwise"
         figures.append(Figure(NAME, case, n, seconds, without.rate, note))
+    figures.extend(_fixed_density(segments, sizes, settings, env, cells_factory, budget_s))
     return figures
+
+
+def _fixed_density(
+    segments: Sequence[Segment],
+    sizes: Sequence[int],
+    settings: Settings,
+    env: Environment,
+    cells_factory: Callable[[], CellEngineLike] | None,
+    budget_s: float,
+) -> list[Figure]:
+    """The larger counts at the smallest count's density (one box each per that many vessels):
+    track detectors alone, then with pairwise detection; notes give pairwise detection's own
+    cost per position next to its cost in one box (the first density case, the same rows)."""
+    per_box = min(sizes)
+    larger = sorted(s for s in sizes if s > per_box)
+    if cells_factory is None or not larger:
+        return []
+    one_box = _pairwise_us(overlay(segments, per_box), settings, env, cells_factory, budget_s)
+    figures: list[Figure] = []
+    for size in larger:
+        boxes = math.ceil(size / per_box)
+        rows = overlay(segments, size, boxes=boxes)
+        label = f"{size:,} vessels in {boxes} boxes ({per_box / box_area_km2() * 100:.1f} per 100 km²)"
+        warm = Pipeline(settings, env)  # untimed: the reference geography's memo for the new boxes
+        warm.cells = None
+        feed(warm, positions(rows), budget_s)
+        plain, paired, compared = _plain_and_paired(rows, settings, env, cells_factory, budget_s)
+        without = Figure(NAME, f"{label}: track detectors, no pairwise", *plain[:2])
+        without.note = _stopped(plain[2], plain[0], len(rows), plain[1]) + "same density as the first case"
+        with_cells = Figure(NAME, f"{label}: + pairwise (cell engine)", *paired[:2], baseline_rate=without.rate)
+        own = with_cells.us_per_position - without.us_per_position
+        work = "" if compared is None else f", {compared:.2f} pairs compared a position"
+        with_cells.note = _stopped(paired[2], paired[0], len(rows), paired[1]) + (
+            f"pairwise +{own:.1f} us/pos (in one box, measured now: +{one_box:.1f}){work}; ratio vs no pairwise"
+        )
+        with_cells.extra = {"pairwise_us": round(own, 3), "pairwise_us_one_box": round(one_box, 3)}
+        if compared is not None:
+            with_cells.extra["compared_per_position"] = round(compared, 4)
+        figures += [without, with_cells]
+    return figures
+
+
+def _plain_and_paired(
+    rows: Sequence[Row],
+    settings: Settings,
+    env: Environment,
+    cells_factory: Callable[[], CellEngineLike],
+    budget_s: float,
+) -> tuple[tuple[int, float, bool], tuple[int, float, bool], float | None]:
+    """(positions, seconds, finished) of the track detectors alone, then with pairwise
+    detection, and the pairs that compared per position (when the engine counts them)."""
+    plain = Pipeline(settings, env)
+    plain.cells = None
+    first = feed(plain, positions(rows), budget_s)
+    paired = Pipeline(settings, env)
+    paired.cells = cells_factory()
+    second = feed(paired, positions(rows), budget_s)
+    compared = getattr(getattr(paired.cells, "stage", None), "compared", None)
+    return first, second, None if compared is None else compared / second[0]
+
+
+def _pairwise_us(
+    rows: Sequence[Row],
+    settings: Settings,
+    env: Environment,
+    cells_factory: Callable[[], CellEngineLike],
+    budget_s: float,
+) -> float:
+    """Pairwise detection's own cost, µs per position (with it less without it, same rows)."""
+    (n0, s0, _), (n1, s1, _), _ = _plain_and_paired(rows, settings, env, cells_factory, budget_s)
+    return (s1 / n1 - s0 / n0) * 1e6

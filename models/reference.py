@@ -469,7 +469,8 @@ class ShoreIndex:
     ) -> None:
         """Rings as flat vertex arrays; ``artificial_edges``: global indices ``i`` of the edges
         ``(i, i+1)`` that only close a ring cut at ±180° (no shore; used for land only).
-        ``cache_size``: cells remembered (LRU), about 2.5 kB each on real tracks (~50 MB)."""
+        ``cache_size``: cells remembered (LRU), about 2 kB each on real tracks (``[reference]
+        memo_cells`` sets it for vigiamar's commands)."""
         x = np.asarray(lon, dtype=np.float64)
         y = np.asarray(lat, dtype=np.float64)
         offsets = np.asarray(ring_offsets, dtype=np.int64)
@@ -986,14 +987,15 @@ def load_geography(settings: Settings) -> ReferenceGeography:
     source = str(settings.path)
     ports_path = settings.resolve(settings.reference.ports)
     coast_path = settings.resolve(settings.reference.coastline)
+    cells = settings.reference.memo_cells
     try:
-        ports = PortIndex.load(ports_path)
+        ports = PortIndex.load(ports_path, cache_size=cells)
     except FileNotFoundError as exc:
         raise ConfigError("reference.ports", f"file not found: {ports_path}", source) from exc
     except (OSError, ValueError, UnicodeDecodeError, csv.Error) as exc:
         raise ConfigError("reference.ports", f"cannot read {ports_path}: {exc}", source) from exc
     try:
-        shore = ShoreIndex.load(coast_path)
+        shore = ShoreIndex.load(coast_path, cache_size=cells)
     except FileNotFoundError as exc:
         raise ConfigError("reference.coastline", f"file not found: {coast_path}", source) from exc
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:

@@ -45,6 +45,8 @@ class CleaningConfig:
 class ReferenceConfig:
     ports: str = "reference/ports.csv"
     coastline: str = "reference/coastline.npz"
+    # cells each index remembers (shore and land: 0.02°, ports: 0.05°), least recently used dropped
+    memo_cells: int = field(default=65_536, metadata=bounds(1_000, 10_000_000))
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any
 
 from models.configuring import build_config
 from models.errors import ConfigError
-from models.settings import Settings, load_settings
+from models.settings import ReferenceConfig, Settings, load_settings
 from streams.backtest import BacktestResult, backtest, result_wire
 from streams.labels import load_labels
 
@@ -111,7 +111,7 @@ def apply_overrides(settings: Settings, overrides: Sequence[tuple[str, Any]]) ->
 
 
 # --- running ------------------------------------------------------------------------------------
-_ENV_CACHE: dict[tuple[str, str, str], Any] = {}
+_ENV_CACHE: dict[tuple[str, ReferenceConfig], Any] = {}
 
 
 def environment(settings: Settings) -> Any:
@@ -123,7 +123,7 @@ def environment(settings: Settings) -> Any:
     """
     from streams.cli import load_environment
 
-    key = (str(settings.path), settings.reference.ports, settings.reference.coastline)
+    key = (str(settings.path), settings.reference)
     if key not in _ENV_CACHE:
         _ENV_CACHE.clear()  # one settings file at a time: bounded memory
         _ENV_CACHE[key] = load_environment(settings)

@@ -45,8 +45,38 @@ def test_replay_ais_on_a_few_hundred_rows() -> None:
 def test_density_on_a_few_dozen_vessels() -> None:
     figures = density.run(AIS_SAMPLE, sizes=(20, 60), per_vessel=4, budget_s=30.0, limit=3000)
     _check(figures)
-    assert [f.case.split(":")[0] for f in figures] == ["20 vessels", "20 vessels", "60 vessels", "60 vessels"]
-    assert figures[0].positions == 80 and figures[2].positions == 240
+    fixed = "60 vessels in 3 boxes (0.2 per 100 km²)"
+    assert [f.case.split(":")[0] for f in figures] == ["20 vessels"] * 2 + ["60 vessels"] * 2 + [fixed] * 2
+    assert figures[0].positions == 80 and figures[2].positions == 240 and figures[4].positions == 240
+    assert set(figures[5].extra) == {"pairwise_us", "pairwise_us_one_box", "compared_per_position"}
+    assert "pairs compared a position" in figures[1].note and "pairs compared a position" in figures[5].note
+
+
+def test_fixed_density_boxes_lie_side_by_side_in_open_sea() -> None:
+    from benchmarks.replay_ais import reference_environment
+    from models.settings import load_settings
+
+    corners = density.tiles(density.TILE_COLUMNS * density.TILE_ROWS)
+    assert corners[0] == density.BOX[:2] and len(set(corners)) == len(corners)
+    side = density.BOX[2]
+    geo = reference_environment(load_settings()).geography
+    for lat0, lon0 in corners:  # every box: more than 20 km from any shore, 5 x 5 points each
+        points = [(lat0 + side * i / 4, lon0 + side * j / 4) for i in range(5) for j in range(5)]
+        assert min(geo.distance_to_shore_m(lat, lon) for lat, lon in points) > 20_000.0, (lat0, lon0)
+    with pytest.raises(ValueError):
+        density.tiles(len(corners) + 1)
+
+
+def test_overlay_over_several_boxes_deals_vessels_out_in_turn() -> None:
+    segments: list[density.Segment] = [[(0.0, 0.0, 0.0, None, None, None), (60.0, 0.001, 0.001, 3.0, 10.0, None)]]
+    rows = density.overlay(segments, 90, boxes=30)
+    corners = density.tiles(30)
+    side = density.BOX[2]
+    for mmsi, _, lat, lon, *_ in rows:
+        lat0, lon0 = corners[(int(mmsi) - 300_000_000) % 30]
+        assert lat0 <= lat <= lat0 + side + 0.01 and lon0 <= lon <= lon0 + side + 0.01
+    assert [r[1] for r in rows] == sorted(r[1] for r in rows)
+    assert density.overlay(segments, 50, boxes=1) == density.overlay(segments, 50)
 
 
 def test_density_overlay_keeps_every_copy_in_the_box_and_in_time_order() -> None:

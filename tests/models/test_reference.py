@@ -274,10 +274,19 @@ def test_ports_beyond_the_search_radius_are_infinitely_far() -> None:
 # ---------------------------------------------------------------- loading from settings
 
 
-def _settings(tmp_path: Path, ports: Path | str, coastline: Path | str) -> Settings:
+def _settings(tmp_path: Path, ports: Path | str, coastline: Path | str, extra: str = "") -> Settings:
     cfg = tmp_path / "vigiamar.toml"
-    cfg.write_text(f'[reference]\nports = "{ports}"\ncoastline = "{coastline}"\n', encoding="utf-8")
+    cfg.write_text(f'[reference]\nports = "{ports}"\ncoastline = "{coastline}"\n{extra}', encoding="utf-8")
     return load_settings(cfg)
+
+
+def test_memo_cells_sizes_both_memos(tmp_path: Path) -> None:
+    assert load_geography(_settings(tmp_path, PORTS, COASTLINE)).shore.cache_info().maxsize == 65_536
+    geo = load_geography(_settings(tmp_path, PORTS, COASTLINE, "memo_cells = 2000\n"))
+    assert geo.shore.cache_info().maxsize == 2000 and geo.ports.cache_info().maxsize == 2000
+    with pytest.raises(ConfigError) as err:
+        _settings(tmp_path, PORTS, COASTLINE, "memo_cells = 10\n")
+    assert err.value.key == "reference.memo_cells"
 
 
 def test_load_geography_from_settings(tmp_path: Path) -> None:
