@@ -126,9 +126,19 @@ def streaming_headline(figures: Sequence[Figure]) -> list[str]:
     return out
 
 
+def density_headline(figures: Sequence[Figure]) -> list[str]:
+    """Issue 4: pairwise detection's own cost at a fixed density as the total grows."""
+    fixed = [f for f in figures if f.bench == "density" and "pairwise_us" in f.extra]
+    if not fixed:
+        return []
+    one_box = fixed[0].extra["pairwise_us_one_box"]
+    parts = ", ".join(f"+{f.extra['pairwise_us']:.1f} with {f.case.split(' (')[0]}" for f in fixed)
+    return [f"pairwise detection at a fixed density: +{one_box:.1f} us/pos in one box, {parts}"]
+
+
 def headline(figures: Sequence[Figure]) -> list[str]:
     """The figures the issues ask for, against their targets."""
-    stream = streaming_headline(figures)
+    stream = [*density_headline(figures), *streaming_headline(figures)]
     if stream:
         stream = ["", *stream]
     lines: list[str] = []

@@ -48,8 +48,25 @@ def test_density_on_a_few_dozen_vessels() -> None:
     fixed = "60 vessels in 3 boxes (0.2 per 100 km²)"
     assert [f.case.split(":")[0] for f in figures] == ["20 vessels"] * 2 + ["60 vessels"] * 2 + [fixed] * 2
     assert figures[0].positions == 80 and figures[2].positions == 240 and figures[4].positions == 240
-    assert set(figures[5].extra) == {"pairwise_us", "pairwise_us_one_box", "compared_per_position"}
-    assert "pairs compared a position" in figures[1].note and "pairs compared a position" in figures[5].note
+    assert set(figures[5].extra) == {"pairwise_us", "pairwise_us_one_box", "swept_per_position"}
+    assert "samples swept for pairs a position" in figures[1].note and "swept for pairs" in figures[5].note
+
+
+def test_the_headline_gives_pairwise_cost_at_fixed_density() -> None:
+    def fixed(case: str, own: float) -> Figure:
+        return Figure("density", case, 100, 0.01, extra={"pairwise_us": own, "pairwise_us_one_box": 8.7})
+
+    figures = [
+        Figure("density", "1,000 vessels: + pairwise (cell engine)", 100, 0.01),
+        fixed("10,000 vessels in 10 boxes (10.1 per 100 km²): + pairwise (cell engine)", 17.1),
+        fixed("50,000 vessels in 50 boxes (10.1 per 100 km²): + pairwise (cell engine)", 19.8),
+    ]
+    assert bench_main.headline(figures) == [
+        "",
+        "pairwise detection at a fixed density: +8.7 us/pos in one box, "
+        "+17.1 with 10,000 vessels in 10 boxes, +19.8 with 50,000 vessels in 50 boxes",
+    ]
+    assert bench_main.headline(figures[:1]) == []
 
 
 def test_fixed_density_boxes_lie_side_by_side_in_open_sea() -> None:
