@@ -275,8 +275,12 @@ def _fixed_density(
     figures: list[Figure] = []
     for size in larger:
         boxes = math.ceil(size / per_box)
-        rows = overlay(segments, size, boxes=boxes)
         label = f"{size:,} vessels in {boxes} boxes ({per_box / box_area_km2() * 100:.1f} per 100 km²)"
+        if boxes > TILE_COLUMNS * TILE_ROWS:
+            note = f"skipped: more than {TILE_COLUMNS * TILE_ROWS} boxes (raise the smallest size)"
+            figures.append(Figure(NAME, f"{label}: + pairwise (cell engine)", 0, 0.0, note=note))
+            continue
+        rows = overlay(segments, size, boxes=boxes)
         _timed(rows, settings, env, None, budget_s)  # untimed: the geography's memo for the new boxes
         plain, paired = _plain_and_paired(rows, settings, env, cells_factory, budget_s)
         without = Figure(NAME, f"{label}: track detectors, no pairwise", *plain[:2])

@@ -52,6 +52,15 @@ def test_density_on_a_few_dozen_vessels() -> None:
     assert "samples swept for pairs a position" in figures[1].note and "swept for pairs" in figures[5].note
 
 
+def test_fixed_density_cases_beyond_the_boxes_there_are_say_so() -> None:
+    figures = density.run(AIS_SAMPLE, sizes=(2, 6, 202), per_vessel=4, budget_s=30.0, limit=3000)
+    fixed = [f for f in figures if "boxes" in f.case]
+    assert [f.case.split(":")[0] for f in fixed] == ["6 vessels in 3 boxes (0.0 per 100 km²)"] * 2 + [
+        "202 vessels in 101 boxes (0.0 per 100 km²)"
+    ]
+    assert fixed[-1].skipped and "more than 100 boxes" in fixed[-1].note
+
+
 def test_the_headline_gives_pairwise_cost_at_fixed_density() -> None:
     def fixed(case: str, own: float) -> Figure:
         return Figure("density", case, 100, 0.01, extra={"pairwise_us": own, "pairwise_us_one_box": 8.7})
