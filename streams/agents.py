@@ -81,6 +81,8 @@ class Worker:
     def __init__(self, topo: Topology, metrics: Any = None) -> None:
         self.topo = topo
         self.metrics = metrics
+        if metrics is not None:
+            metrics.watch_reference(topo.env.geography)  # are its memos big enough for the area?
         self.slots: dict[Any, Slot] = {}  # TP -> Slot
         self.streams: dict[str, Any] = {}  # topic -> the agent's (manual-ack) stream
         self.counts: Counter[str] = Counter()

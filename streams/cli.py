@@ -148,6 +148,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 rejects.write(orjson.dumps(reject.to_wire()).decode() + "\n")
 
         metrics = _serve_metrics(settings, args.metrics_port, stack) if args.metrics_port is not None else None
+        if metrics is not None:
+            metrics.watch_reference(env.geography)
         bar = _progress_bar()
         try:
             report, pipeline = replay(

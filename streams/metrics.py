@@ -55,6 +55,8 @@ from prometheus_client import (
     generate_latest,
     start_http_server,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from models.alert import Alert
 from models.configuring import bounds, build_config
@@ -181,6 +183,12 @@ class Metrics:
         self.watermark_lag_seconds.set_function(self._watermark_lag)
         self._pos_children: dict[tuple[str, str], Any] = {}
         self._step_children: dict[str, Any] = {}
+        self._reference = ReferenceMemos(None)
+        r.register(self._reference)
+
+    def watch_reference(self, geography: Any) -> None:
+        """Expose this geography's cell memos (read at each scrape), instead of any watched before."""
+        self._reference.watch(geography)
 
     # --- counting ----------------------------------------------------------------------------
     def positions_in(self, source: str, type: str, n: int = 1) -> None:
@@ -352,6 +360,50 @@ def step_timer(
         return out
 
     return timed
+
+
+class ReferenceMemos(Collector):
+    """The reference geography's cell memos (``models.reference``), read when scraped: cells
+    held against the capacity (``[reference] memo_cells``), and look-ups answered from them or
+    built. Misses that keep coming while the memo is full mean it thrashes: raise the setting.
+    The metrics have no samples until a geography with memos is watched (none configured:
+    never)."""
+
+    INDEXES = ("shore", "ports")
+
+    def __init__(self, geography: Any) -> None:
+        self._indexes: list[tuple[str, Any]] = []
+        self.watch(geography)
+
+    def watch(self, geography: Any) -> None:
+        indexes = [(name, getattr(geography, name, None)) for name in self.INDEXES]
+        self._indexes = [(name, index) for name, index in indexes if callable(getattr(index, "cache_info", None))]
+
+    def describe(self) -> Iterator[Any]:
+        return self._families(with_samples=False)
+
+    def collect(self) -> Iterator[Any]:
+        return self._families(with_samples=True)
+
+    def _families(self, *, with_samples: bool) -> Iterator[Any]:
+        p = PREFIX
+        cells = GaugeMetricFamily(
+            f"{p}_reference_memo_cells", "Cells of the reference geography held in memory, by index", labels=["index"]
+        )
+        capacity = GaugeMetricFamily(
+            f"{p}_reference_memo_capacity_cells", "Cells each index may hold ([reference] memo_cells)", labels=["index"]
+        )
+        lookups = CounterMetricFamily(
+            f"{p}_reference_memo_lookups", "Cell look-ups, answered from memory (hit) or built (miss)",
+            labels=["index", "result"],
+        )  # fmt: skip
+        for name, index in self._indexes if with_samples else ():
+            info = index.cache_info()
+            cells.add_metric([name], info.currsize)
+            capacity.add_metric([name], info.maxsize or 0)
+            lookups.add_metric([name, "hit"], info.hits)
+            lookups.add_metric([name, "miss"], info.misses)
+        yield from (cells, capacity, lookups)
 
 
 def count_cells(cells: Any) -> int:

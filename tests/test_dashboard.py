@@ -77,6 +77,11 @@ def metric_labels(registry: CollectorRegistry) -> dict[str, set[str]]:
         suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}.get(kind, [""])
         for suffix in suffixes:
             out[name + suffix] = set(names) | ({"le"} if suffix == "_bucket" else set())
+    for family in registry.collect():  # custom collectors (streams.metrics.ReferenceMemos): their families
+        names = getattr(family, "_labelnames", None)
+        if names is not None:
+            for suffix in {"counter": ["_total"]}.get(family.type, [""]):
+                out.setdefault(family.name + suffix, set(names))
     return out
 
 

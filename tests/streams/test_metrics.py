@@ -203,3 +203,53 @@ def test_cell_count_works_with_any_cell_engine_shape() -> None:
 
     counts = [count_cells(c) for c in (None, Sized(), WithMapping(), object())]
     assert counts == [0, 3, 2, 0]
+
+
+def test_reference_memos_are_read_at_each_scrape(settings: Settings) -> None:
+    from detectors.base import NoGeography
+    from models.reference import load_geography
+
+    reg = CollectorRegistry()
+    m = Metrics(registry=reg)
+    assert "vigiamar_reference_memo_cells" in registered_names(reg)  # declared from the start
+    m.watch_reference(NoGeography())  # no reference data configured: nothing to expose
+    assert not [s for f in reg.collect() if f.name.startswith("vigiamar_reference") for s in f.samples]
+
+    geo = load_geography(settings)
+    m.watch_reference(geo)
+    assert sample(reg, "vigiamar_reference_memo_capacity_cells", index="shore") == 65_536
+    assert sample(reg, "vigiamar_reference_memo_cells", index="ports") == 0
+    geo.distance_to_shore_m(36.9, -75.5)
+    geo.distance_to_port_m(36.9, -75.5)
+    info = geo.shore.cache_info()
+    assert info.misses >= 1
+    assert sample(reg, "vigiamar_reference_memo_cells", index="shore") == info.currsize
+    assert sample(reg, "vigiamar_reference_memo_lookups_total", index="shore", result="miss") == info.misses
+    assert sample(reg, "vigiamar_reference_memo_cells", index="ports") == 1
+    geo.distance_to_shore_m(36.9, -75.5)  # the same cell again: answered from memory
+    again = geo.shore.cache_info()
+    assert again.misses == info.misses and again.hits > info.hits
+    assert sample(reg, "vigiamar_reference_memo_lookups_total", index="shore", result="hit") == again.hits
+
+    other = load_geography(settings)  # watching another geography replaces the first
+    m.watch_reference(other)
+    assert sample(reg, "vigiamar_reference_memo_cells", index="shore") == 0
+
+
+def test_replay_serves_the_reference_memos() -> None:
+    import streams.metrics as metrics_module
+
+    served: list[Metrics] = []
+    real = metrics_module.Metrics.watch_reference
+
+    def spy(self: Metrics, geography: object) -> None:
+        served.append(self)
+        real(self, geography)
+
+    metrics_module.Metrics.watch_reference = spy  # type: ignore[method-assign]
+    try:
+        assert main(["replay", "--metrics-port", "0", "--no-summary", str(SLICE)]) == 0
+    finally:
+        metrics_module.Metrics.watch_reference = real  # type: ignore[method-assign]
+    assert len(served) == 1
+    assert sample(served[0].registry, "vigiamar_reference_memo_lookups_total", index="shore", result="miss") > 0

@@ -198,6 +198,10 @@ def test_worker_reports_lag_step_time_rejects_and_active_state(
     asyncio.run(worker._flush(tp, worker.slots[tp]))
     assert m.value("vigiamar_active_cells") == 2
 
+    shore = env.geography.shore.cache_info()  # type: ignore[attr-defined]
+    assert m.value("vigiamar_reference_memo_cells", {"index": "shore"}) == shore.currsize > 0
+    assert m.value("vigiamar_reference_memo_lookups_total", {"index": "shore", "result": "miss"}) == shore.misses
+
     asyncio.run(worker._on_assigned(None, set()))  # revoked: another worker reports its lag now
     assert m.registry.get_sample_value("vigiamar_consumer_lag_messages", lag) is None
     assert worker.offsets == {}
