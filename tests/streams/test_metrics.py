@@ -236,20 +236,15 @@ def test_reference_memos_are_read_at_each_scrape(settings: Settings) -> None:
     assert sample(reg, "vigiamar_reference_memo_cells", index="shore") == 0
 
 
-def test_replay_serves_the_reference_memos() -> None:
-    import streams.metrics as metrics_module
-
+def test_replay_serves_the_reference_memos(monkeypatch: pytest.MonkeyPatch) -> None:
     served: list[Metrics] = []
-    real = metrics_module.Metrics.watch_reference
+    real = Metrics.watch_reference
 
     def spy(self: Metrics, geography: object) -> None:
         served.append(self)
         real(self, geography)
 
-    metrics_module.Metrics.watch_reference = spy  # type: ignore[method-assign]
-    try:
-        assert main(["replay", "--metrics-port", "0", "--no-summary", str(SLICE)]) == 0
-    finally:
-        metrics_module.Metrics.watch_reference = real  # type: ignore[method-assign]
+    monkeypatch.setattr(Metrics, "watch_reference", spy)
+    assert main(["replay", "--metrics-port", "0", "--no-summary", str(SLICE)]) == 0
     assert len(served) == 1
     assert sample(served[0].registry, "vigiamar_reference_memo_lookups_total", index="shore", result="miss") > 0
