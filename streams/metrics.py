@@ -183,7 +183,7 @@ class Metrics:
         self.watermark_lag_seconds.set_function(self._watermark_lag)
         self._pos_children: dict[tuple[str, str], Any] = {}
         self._step_children: dict[str, Any] = {}
-        self._reference = ReferenceMemos(None)
+        self._reference = ReferenceMemos()
         r.register(self._reference)
 
     def watch_reference(self, geography: Any) -> None:
@@ -371,9 +371,8 @@ class ReferenceMemos(Collector):
 
     INDEXES = ("shore", "ports")
 
-    def __init__(self, geography: Any) -> None:
+    def __init__(self) -> None:
         self._indexes: list[tuple[str, Any]] = []
-        self.watch(geography)
 
     def watch(self, geography: Any) -> None:
         indexes = [(name, getattr(geography, name, None)) for name in self.INDEXES]
