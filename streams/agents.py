@@ -432,7 +432,7 @@ class Worker:
         """The first offset of ``tp`` its engine has not taken (restored from the table if none runs);
         for the router, the one after the last alert it routed (None: none since the assignment)."""
         if tp.topic == self.topo.stream.topics.alerts:
-            last = self.routed.get(tp)
+            last = self._last_routed(tp)
             return None if last is None else last + 1
         if self.cell_agent is not None and tp.topic == self.topo.stream.topics.cells:
             return self.cell_agent.next_offset(tp)
@@ -475,7 +475,10 @@ class Worker:
         brings them must not stop the router.
         """
         tp = msg.tp
-        last = self.routed.get(tp)
+        last = self._last_routed(tp)
+        if tp not in self.routed:
+            log.info("alerts partition %s: first message since the assignment at offset %d (%s)", tp, msg.offset,
+                     "nothing committed" if last is None else f"the group routed up to {last}")  # fmt: skip
         if last is not None and msg.offset <= last:
             return False
         if last is not None and msg.offset > last + 1:
@@ -490,6 +493,23 @@ class Worker:
         self.gap_seeks.pop(tp, None)
         self.routed[tp] = msg.offset
         return True
+
+    def _last_routed(self, tp: Any) -> int | None:
+        """The offset of the last alert of ``tp`` routed: by this worker since the assignment, else
+        the one before the group's committed offset (the previous owner routed up to there).
+
+        Without that baseline, messages faust dropped between the assignment's seek and the
+        first delivery would go unnoticed: the first message delivered would be routed as if
+        it followed on, and with none delivered the stall watch would not know where to read.
+        """
+        last = self.routed.get(tp)
+        if last is None:
+            # faust's record of what it sought to or committed (the next offset to read); it holds
+            # None for nothing committed and for 0 alike, so those keep the old way: take what comes
+            committed = getattr(self.topo.app.consumer, "_committed_offset", {}).get(tp)
+            if isinstance(committed, int) and committed > 0:
+                return committed - 1
+        return last
 
     async def _route_missing(self, tp: Any, start: int, stop: int) -> None:
         """Route offsets ``start`` … ``stop - 1`` of an alerts partition, read with a plain

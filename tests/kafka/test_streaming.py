@@ -185,9 +185,11 @@ def _worker_tails(*procs: WorkerProcess) -> str:
     """What each worker restored, and how its log ends, for a failure message."""
     out = []
     for p in procs:
-        text = p.text()
-        restored = [line for line in text.splitlines() if "tracks restored" in line or "reading offsets" in line]
-        out.append("\n".join(restored[-8:]) + "\n...\n" + text[-1500:])
+        lines = p.log_lines()
+        restored = [line for line in lines if "tracks restored" in line or "reading offsets" in line]
+        warned = [line for line in lines if "] [WARNING] " in line or "] [ERROR] " in line]
+        out.append("\n".join([*restored[-8:], "... warnings and errors:", *warned[-12:], "... the last lines:",
+                              *(line[:300] for line in lines[-25:])]))  # fmt: skip
     return "\n---\n".join(out)
 
 

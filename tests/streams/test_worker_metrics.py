@@ -89,11 +89,13 @@ class Sink:
 
 
 class Consumer:
-    """The parts of faust's consumer the worker uses: the assignment, each partition's highwater, seeks."""
+    """The parts of faust's consumer the worker uses: the assignment, each partition's highwater,
+    seeks, the committed offsets."""
 
     def __init__(self) -> None:
         self.highwaters: dict[TP, int] = {}
         self.seeks: list[tuple[TP, int]] = []
+        self._committed_offset: dict[TP, int | None] = {}  # faust's: the next offset, as sought or committed
 
     async def seek(self, tp: TP, offset: int) -> None:
         self.seeks.append((tp, offset))

@@ -239,6 +239,42 @@ def test_the_router_reads_again_alerts_faust_dropped(settings: Settings, env: En
     assert worker.counts["offset_gaps"] == 1
 
 
+def test_after_an_assignment_the_router_resumes_where_the_group_committed(
+    settings: Settings, env: Environment, frames: list[bytes]
+) -> None:
+    """A new owner of an alerts partition takes the group's committed offset as where routing
+    stands: what the previous owner routed is not routed again, and alerts faust dropped
+    before the first delivery are read again rather than skipped."""
+    values, worker, atp, routed, Stream = _router(settings, env, frames, 6)
+    consumer = worker.topo.app.consumer
+    consumer._committed_offset[atp] = 2  # type: ignore[attr-defined]  # the previous owner routed 0 and 1
+    asyncio.run(worker._on_assigned(None, {atp}))
+    asyncio.run(worker._router(Stream([1, 4])))  # 1: fetched before the seek; 2 and 3 dropped
+    assert consumer.seeks == [(atp, 2)]  # type: ignore[attr-defined]
+    assert routed.sent == []
+    asyncio.run(worker._router(Stream([2, 3, 4, 5])))
+    copies = [v for o in (2, 3, 4, 5) for v in [values[o]] * len(decode_alert(values[o]).agencies or ("x",))]
+    assert [m["value"] for m in routed.sent] == copies
+
+
+def test_an_alerts_partition_with_nothing_delivered_since_the_assignment_is_read_again(
+    settings: Settings, env: Environment
+) -> None:
+    """Every alert message after the assignment's seek was dropped: no delivery ever shows the
+    gap, so the stall watch reads from the group's committed offset."""
+    worker, _ = _worker(settings, env, 0)
+    consumer = worker.topo.app.consumer
+    atp, unknown = TP(worker.topo.stream.topics.alerts, 0), TP(worker.topo.stream.topics.alerts, 1)
+    consumer.highwaters = {atp: 5, unknown: 5}  # type: ignore[attr-defined]
+    consumer._committed_offset[atp] = 3  # type: ignore[attr-defined]  # none for the other: no offset to go by
+    worker.stalls.after_s = 0.05
+    asyncio.run(worker._on_assigned(None, {atp, unknown}))
+    time.sleep(0.06)
+    asyncio.run(worker._read_stalled_again())
+    assert consumer.seeks == [(atp, 3)]  # type: ignore[attr-defined]
+    assert worker.counts["stall_rereads"] == 1
+
+
 def test_a_checkpoint_waits_until_the_watermark_it_stands_for_reached_the_cells_topic(
     settings: Settings, env: Environment, frames: list[bytes]
 ) -> None:
