@@ -107,8 +107,7 @@ class WorkerProcess:
         time.sleep(wait_s)
         dump = self.text()[before:]
         tasks = dump.split("\n--- ")[1:]
-        ours = [t for t in tasks if "/streams/" in t or "/tables/recovery.py" in t]  # ours, or faust's recovery
-        return "\n--- ".join(ours) or f"none of {len(tasks)} tasks in vigiamar code or faust's recovery"
+        return "\n--- ".join(t for t in tasks if "/streams/" in t) or f"none of {len(tasks)} tasks in vigiamar code"
 
     def log_lines(self) -> list[str]:
         """The log's own lines: task dumps (SIGUSR1) left out."""

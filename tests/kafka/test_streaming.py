@@ -127,7 +127,7 @@ class Collector:
     def upstream_revisions(self, ids: set[str]) -> dict[str, list[int]]:
         """The revisions of these alerts on the topic before the router (which side lost one)."""
         out: dict[str, set[int]] = {}
-        for m in read_topic(self.brokers, self.upstream, 10**6, timeout_s=5):
+        for m in read_all(self.brokers, self.upstream):
             a = decode_alert(m.value)
             if a.id in ids:
                 out.setdefault(a.id, set()).add(a.revision)
@@ -160,7 +160,7 @@ class Collector:
 def _checkpointed(brokers: str, changelog: str, worker: WorkerProcess) -> bool:
     """Every position partition ``worker`` says it holds has a checkpoint in ``changelog``."""
     held = set(re.findall(r"topic='positions.vessel', partition=(\d+)\): \d+ tracks restored", worker.text()))
-    keys = {m.key for m in read_topic(brokers, changelog, 10**6, timeout_s=1)}
+    keys = {m.key for m in read_all(brokers, changelog)}
     return bool(held) and all(f"{p}#checkpoint".encode() in keys for p in held)
 
 
@@ -201,6 +201,31 @@ def read_topic(brokers: str, topic: str, count: int, timeout_s: float = 30.0) ->
     deadline = time.monotonic() + timeout_s
     try:
         while len(out) < count and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=200).values():
+                out.extend(records)
+    finally:
+        consumer.close()
+    return out
+
+
+def read_all(brokers: str, topic: str, timeout_s: float = 30.0) -> list[Any]:
+    """Every message of ``topic`` up to each partition's end as this call starts (a partial read
+    would tell a wrong story: an alert missing upstream, a checkpoint not yet written)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=brokers, group_id=None, enable_auto_commit=False)
+    out: list[Any] = []
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not tps:  # no such topic (yet)
+            return out
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < end for tp, end in ends.items()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}: not read to its end ({ends}) in {timeout_s} s")
             for records in consumer.poll(timeout_ms=200).values():
                 out.extend(records)
     finally:
@@ -453,7 +478,7 @@ def test_a_state_table_read_short_is_made_up_for_by_reading_the_positions_again(
         producer.flush(30)
 
         def checkpoints() -> list[Any]:
-            return [m for m in read_topic(broker, changelog, 10**6, timeout_s=1.5) if m.key == checkpoint_key]
+            return [m for m in read_all(broker, changelog) if m.key == checkpoint_key]
 
         wait_until(lambda: len(checkpoints()) >= 2, 60, "two state flushes")
         assert first.stop() == 0
