@@ -96,7 +96,7 @@ class Worker:
         self.flush_interval_s = kafka.flush_interval_s
         self.flush_records = kafka.flush_records
         self.stalls = StallWatch(kafka.stall_reread_s)  # fetched messages faust never delivered
-        self.routed: dict[Any, int] = {}  # alerts TP -> offset of the last alert routed since the assignment
+        self.routed: dict[Any, int] = {}  # alerts TP -> the last alert routed (first: the group's, see _last_routed)
         self.gap_seeks: dict[Any, int] = {}  # alerts TP -> the last routed offset when it sought back past a gap
 
     # --- wiring -------------------------------------------------------------------------------
@@ -430,7 +430,8 @@ class Worker:
 
     def _next_needed(self, tp: Any) -> int | None:
         """The first offset of ``tp`` its engine has not taken (restored from the table if none runs);
-        for the router, the one after the last alert it routed (None: none since the assignment)."""
+        for the router, the one after the last alert routed (None: none since the assignment, and
+        the group committed none)."""
         if tp.topic == self.topo.stream.topics.alerts:
             last = self._last_routed(tp)
             return None if last is None else last + 1
@@ -475,10 +476,13 @@ class Worker:
         brings them must not stop the router.
         """
         tp = msg.tp
-        last = self._last_routed(tp)
-        if tp not in self.routed:
+        last = self.routed.get(tp)
+        if last is None:  # the first message since the assignment
+            last = self._last_routed(tp)
             log.info("alerts partition %s: first message since the assignment at offset %d (%s)", tp, msg.offset,
                      "nothing committed" if last is None else f"the group routed up to {last}")  # fmt: skip
+            if last is not None:
+                self.routed[tp] = last
         if last is not None and msg.offset <= last:
             return False
         if last is not None and msg.offset > last + 1:
@@ -496,7 +500,8 @@ class Worker:
 
     def _last_routed(self, tp: Any) -> int | None:
         """The offset of the last alert of ``tp`` routed: by this worker since the assignment, else
-        the one before the group's committed offset (the previous owner routed up to there).
+        the one before the group's committed offset (the previous owner routed up to there; the
+        first message delivered stores it in ``routed``).
 
         Without that baseline, messages faust dropped between the assignment's seek and the
         first delivery would go unnoticed: the first message delivered would be routed as if
