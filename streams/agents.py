@@ -510,7 +510,10 @@ class Worker:
         last = self.routed.get(tp)
         if last is None:
             # faust's record of what it sought to or committed (the next offset to read); it holds
-            # None for nothing committed and for 0 alike, so those keep the old way: take what comes
+            # None for nothing committed and for 0 alike, so those keep the old way: take what comes.
+            # So does a message delivered while faust's seek that ends the rebalance still runs (it
+            # resumes the partitions first): aiokafka starts a partition at its committed offset,
+            # so that first message is the committed one (seen in chaos runs of killed workers).
             committed = getattr(self.topo.app.consumer, "_committed_offset", {}).get(tp)
             if isinstance(committed, int) and committed > 0:
                 return committed - 1
