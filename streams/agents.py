@@ -513,7 +513,7 @@ class Worker:
             # None for nothing committed and for 0 alike, so those keep the old way: take what comes.
             # So does a message delivered while faust's seek that ends the rebalance still runs (it
             # resumes the partitions first): aiokafka starts a partition at its committed offset,
-            # so that first message is the committed one (seen in chaos runs of killed workers).
+            # so that first message is the committed one (seen in `tools/chaos_workers.py` runs).
             committed = getattr(self.topo.app.consumer, "_committed_offset", {}).get(tp)
             if isinstance(committed, int) and committed > 0:
                 return committed - 1
