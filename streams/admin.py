@@ -56,3 +56,17 @@ def admin_client(brokers: str) -> Any:
     return KafkaAdminClient(
         bootstrap_servers=[b.strip() for b in brokers.split(",") if b.strip()], request_timeout_ms=15000
     )
+
+
+def committed_offset(brokers: str, group: str, topic: str, partition: int) -> int | None:
+    """The offset ``group`` committed for one partition (the next to read), or None when it
+    committed none. An admin request: it neither joins the group nor disturbs its members."""
+    admin = admin_client(brokers)
+    try:
+        offsets = admin.list_group_offsets({group: None}).get(group, {})
+    finally:
+        admin.close()
+    for tp, meta in offsets.items():
+        if tp.topic == topic and tp.partition == partition:
+            return int(meta.offset) if meta.offset >= 0 else None
+    return None

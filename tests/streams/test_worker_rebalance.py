@@ -213,6 +213,7 @@ def _router(
     assert len(values) >= least, "the slice gives a few alert revisions"
     worker = make_worker(settings, env, Metrics())
     atp = TP(worker.topo.stream.topics.alerts, 0)
+    worker.topo.app.consumer._committed_offset[atp] = None  # type: ignore[attr-defined]  # sought: none committed
     routed = Sink("alerts.any")
     worker.topo.agencies = dict.fromkeys(worker.topo.stream.agencies, routed)
 
@@ -255,6 +256,39 @@ def test_after_an_assignment_the_router_resumes_where_the_group_committed(
     asyncio.run(worker._router(Stream([2, 3, 4, 5])))
     copies = [v for o in (2, 3, 4, 5) for v in [values[o]] * len(decode_alert(values[o]).agencies or ("x",))]
     assert [m["value"] for m in routed.sent] == copies
+
+
+def test_a_first_message_before_faust_recorded_the_committed_offset_asks_the_broker(
+    settings: Settings, env: Environment, frames: list[bytes], monkeypatch: Any
+) -> None:
+    """faust resumes the partitions before its seek that ends the rebalance records the
+    committed offsets: a message delivered meanwhile asks the broker for the group's offset,
+    so messages dropped before it are read again; no answer routes it as before."""
+    import streams.agents
+
+    values, worker, atp, routed, Stream = _router(settings, env, frames, 6)
+    asked: list[tuple[str, str, int]] = []
+
+    def committed(brokers: str, group: str, topic: str, partition: int) -> int | None:
+        asked.append((group, topic, partition))
+        return 2
+
+    monkeypatch.setattr(streams.agents, "committed_offset", committed)
+    del worker.topo.app.consumer._committed_offset[atp]  # type: ignore[attr-defined]  # not sought yet
+    asyncio.run(worker._on_assigned(None, {atp}))
+    asyncio.run(worker._router(Stream([4])))  # 2 and 3 dropped; faust has no offset recorded yet
+    assert asked == [(worker.topo.stream.kafka.app_id, atp.topic, atp.partition)]
+    assert worker.topo.app.consumer.seeks == [(atp, 2)] and routed.sent == []  # type: ignore[attr-defined]
+
+    def unanswered(brokers: str, group: str, topic: str, partition: int) -> int | None:
+        raise TimeoutError("no broker")
+
+    _, other, btp, other_routed, OtherStream = _router(settings, env, frames, 6)
+    del other.topo.app.consumer._committed_offset[btp]  # type: ignore[attr-defined]
+    monkeypatch.setattr(streams.agents, "committed_offset", unanswered)
+    asyncio.run(other._router(OtherStream([4, 5])))
+    assert [m["value"] for m in other_routed.sent][-1] == values[5]  # taken as it came
+    assert other.topo.app.consumer.seeks == []  # type: ignore[attr-defined]
 
 
 def test_an_alerts_partition_with_nothing_delivered_since_the_assignment_is_read_again(
