@@ -6,6 +6,7 @@ import contextlib
 from typing import Any
 
 from models.errors import ConfigError
+from streams.security import client_kwargs
 from streams.topics import StreamSettings
 
 
@@ -54,7 +55,9 @@ def admin_client(brokers: str) -> Any:
     from kafka import KafkaAdminClient
 
     return KafkaAdminClient(
-        bootstrap_servers=[b.strip() for b in brokers.split(",") if b.strip()], request_timeout_ms=15000
+        bootstrap_servers=[b.strip() for b in brokers.split(",") if b.strip()],
+        request_timeout_ms=15000,
+        **client_kwargs(),
     )
 
 

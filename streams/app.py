@@ -29,6 +29,7 @@ from detectors.cells import AreaDetector, Grid, PairDetector
 from detectors.registry import build_pair_detectors, build_track_detectors
 from models.settings import Settings
 from streams import fetch_wait
+from streams.security import app_credentials
 from streams.topics import StreamSettings
 
 log = logging.getLogger("vigiamar.worker")
@@ -79,6 +80,9 @@ def faust_app(stream: StreamSettings, brokers: str, options: FaustOptions) -> fa
         "worker_redirect_stdouts": False,
         **options.extra,
     }
+    credentials = app_credentials()  # $VIGIAMAR_KAFKA_SECURITY (docs/security.md); None: PLAINTEXT
+    if credentials is not None:
+        conf.setdefault("broker_credentials", credentials)
     app = fetch_wait.App(options.app_id or k.app_id, **conf)
     app.fetch_max_wait_ms = k.fetch_max_wait_ms
     return app

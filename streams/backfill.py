@@ -7,6 +7,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from streams.security import client_kwargs
+
 
 class BackfillError(Exception):
     """Messages a restored partition needs could not be read (the broker did not serve them)."""
@@ -22,7 +24,11 @@ async def read_range(brokers: str, tp: Any, start: int, stop: int, timeout_s: fl
     from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=brokers.split(","), enable_auto_commit=False, group_id=None, auto_offset_reset="earliest"
+        bootstrap_servers=brokers.split(","),
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",
+        **client_kwargs(),
     )
     deadline = time.monotonic() + timeout_s
     try:  # connecting is bounded too: a broker that never answers must not hold the partition

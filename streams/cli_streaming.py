@@ -13,6 +13,7 @@ from typing import Any
 
 from models.errors import InputError
 from models.settings import DEFAULT_CONFIG, load_settings
+from streams.security import client_kwargs
 
 DEFAULT_BROKERS = "localhost:9092"
 STREAMING_COMMANDS = ("worker", "feed", "alerts")
@@ -162,6 +163,7 @@ def _producer(brokers: str) -> Any:
     return KafkaProducer(
         bootstrap_servers=[b.strip() for b in brokers.split(",") if b.strip()],
         acks="all", linger_ms=20, max_request_size=8 * 1024 * 1024, retries=10, max_block_ms=30000,
+        **client_kwargs(),
     )  # fmt: skip
 
 

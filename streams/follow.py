@@ -19,6 +19,7 @@ from models.alert import Alert
 from models.errors import DecodeError
 from models.timeutil import to_iso
 from streams.cap import identifier, to_cap
+from streams.security import client_kwargs
 from streams.topics import StreamSettings
 from streams.wire import decode_alert
 
@@ -82,6 +83,7 @@ def make_consumer(brokers: str, topics: Iterable[str], from_beginning: bool, fet
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
         fetch_max_wait_ms=fetch_max_wait_ms,
+        **client_kwargs(),
     )
 
 

@@ -245,3 +245,16 @@ def aiokafka_kwargs(cfg: SecurityConfig, env: Mapping[str, str] | None = None) -
 def kafka_python_kwargs(cfg: SecurityConfig, env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Keyword arguments for kafka-python's clients (``KafkaAdminClient`` in tools/kafka_acls.py)."""
     return aiokafka_kwargs(cfg, env)  # same names in both libraries
+
+
+def client_kwargs(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """This process's settings (``$VIGIAMAR_KAFKA_SECURITY``, env overrides) as keyword arguments
+    of a kafka-python or aiokafka client: the feed's producer, the alert follower, the admin
+    client, the worker's reads outside its group. Empty for PLAINTEXT (the clients' default)."""
+    cfg = load_security(env=env)
+    return {} if cfg.protocol == "PLAINTEXT" else aiokafka_kwargs(cfg, env)
+
+
+def app_credentials(env: Mapping[str, str] | None = None) -> Any:
+    """This process's settings as faust's ``broker_credentials`` (None for PLAINTEXT)."""
+    return faust_credentials(load_security(env=env), env)

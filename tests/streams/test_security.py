@@ -226,3 +226,68 @@ def test_acl_tool_dry_run_prints_the_plan(capsys: pytest.CaptureFixture[str]) ->
     out = capsys.readouterr()
     assert "User:agency-uscg-d5" in out.out and "PREFIXED alerts.uscg-d5" in out.out
     assert "nothing applied" in out.err
+
+
+# --- the commands' own clients ---------------------------------------------------------------
+def test_every_client_the_commands_start_takes_the_security_settings(
+    pki: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's faust app, its reads outside the group and its admin client, the feed's
+    producer and the alert follower all connect with ``$VIGIAMAR_KAFKA_SECURITY`` / env settings."""
+    import asyncio
+
+    import aiokafka
+    import kafka
+
+    from models.settings import load_settings
+    from streams import admin, backfill, cli_streaming, follow
+    from streams.app import FaustOptions, faust_app
+    from streams.topics import stream_settings
+
+    made: dict[str, dict[str, Any]] = {}
+
+    def recorder(name: str) -> Any:
+        class Client:
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                made[name] = kwargs
+
+            async def start(self) -> None:
+                raise OSError("not connecting in a unit test")
+
+            async def stop(self) -> None:
+                return None
+
+        return Client
+
+    for module, name in ((kafka, "KafkaAdminClient"), (kafka, "KafkaProducer"), (kafka, "KafkaConsumer"),
+                         (aiokafka, "AIOKafkaConsumer")):  # fmt: skip
+        monkeypatch.setattr(module, name, recorder(name))
+
+    def connect_all() -> Any:
+        admin.admin_client("broker:9093")
+        cli_streaming._producer("broker:9093")
+        follow.make_consumer("broker:9093", ["alerts.uscg-d5"], True)
+
+        async def backfill_once() -> None:
+            async for _ in backfill.read_range("broker:9093", type("TP", (), {"topic": "t", "partition": 0})(), 0, 1):
+                pass
+
+        with pytest.raises(backfill.BackfillError):
+            asyncio.run(backfill_once())
+        return faust_app(stream_settings(load_settings()), "broker:9093", FaustOptions()).conf.broker_credentials
+
+    monkeypatch.delenv("VIGIAMAR_KAFKA_SECURITY", raising=False)
+    monkeypatch.setenv("VIGIAMAR_KAFKA_SECURITY_PROTOCOL", "SSL")
+    monkeypatch.setenv("VIGIAMAR_KAFKA_CAFILE", pki["cafile"])
+    credentials = connect_all()
+    assert getattr(credentials.protocol, "value", credentials.protocol) == "SSL"
+    assert set(made) == {"KafkaAdminClient", "KafkaProducer", "KafkaConsumer", "AIOKafkaConsumer"}
+    for name, kwargs in made.items():
+        assert kwargs["security_protocol"] == "SSL", name
+        assert isinstance(kwargs["ssl_context"], ssl.SSLContext), name
+
+    made.clear()
+    monkeypatch.delenv("VIGIAMAR_KAFKA_SECURITY_PROTOCOL")
+    monkeypatch.delenv("VIGIAMAR_KAFKA_CAFILE")
+    assert connect_all() is None  # PLAINTEXT: the clients' own defaults
+    assert all("security_protocol" not in kwargs for kwargs in made.values())
