@@ -450,15 +450,24 @@ class Worker:
                 await self._route(msg)
 
     async def _route(self, msg: Any) -> None:
-        """One alert message to each receiving agency's topic (dead-lettered if it is not one)."""
+        """One alert message to each receiving agency's topic (dead-lettered if it is not one).
+
+        The agencies are the alert's own: the detectors' side routed it (jurisdiction zones, else
+        the default agency; :mod:`detectors.routing`). An alert releasable to no agency (release
+        labels with no agency in common) names none and stays on the internal ``alerts`` topic.
+        """
         self._processed(msg.tp, msg.offset)  # routing one is quick: count it done from the start
         try:
             alert = decode_alert(msg.value)
         except DecodeError as exc:
             await self._dead_letter(msg, exc.reason, exc.detail)
             return
+        agencies = alert.agencies
+        if not agencies:
+            self.counts["unreleased"] += 1
+            log.info("alert %s r%d is releasable to no agency: not routed", alert.id, alert.revision)
+            return
         try:
-            agencies = alert.agencies or (self.topo.settings.routing.default_agency,)
             for agency in agencies:
                 await self.topo.agency_topic(agency).send(key=msg.key, value=msg.value, headers=msg.headers)
             self.counts["routed"] += len(agencies)

@@ -291,6 +291,23 @@ def test_a_first_message_before_faust_recorded_the_committed_offset_asks_the_bro
     assert other.topo.app.consumer.seeks == []  # type: ignore[attr-defined]
 
 
+def test_an_alert_releasable_to_no_agency_stays_on_the_internal_topic(
+    settings: Settings, env: Environment, frames: list[bytes]
+) -> None:
+    """Release labels with no agency in common leave an alert with no agencies: the router
+    sends it nowhere, never to the default agency (docs/security.md)."""
+    import dataclasses
+
+    from streams.wire import alert_value
+
+    values, worker, _, routed, Stream = _router(settings, env, frames, 2)
+    restricted = alert_value(dataclasses.replace(decode_alert(values[0]), agencies=()))
+    values[0] = restricted
+    asyncio.run(worker._router(Stream([0, 1])))
+    assert [m["value"] for m in routed.sent] == [values[1]] * len(decode_alert(values[1]).agencies)
+    assert worker.counts["unreleased"] == 1
+
+
 def test_an_alerts_partition_with_nothing_delivered_since_the_assignment_is_read_again(
     settings: Settings, env: Environment
 ) -> None:
