@@ -7,6 +7,7 @@ detector registry builds them with :func:`models.configuring.build_config`.
 
 from __future__ import annotations
 
+import glob
 import re
 import tomllib
 from collections.abc import Mapping
@@ -171,6 +172,17 @@ def load_settings(path: str | Path | None = None) -> Settings:
     )
 
 
+def _fixed_parts(pattern: str) -> list[str]:
+    """The folders of a glob pattern before its first wildcard (``zones/*.geojson``: ``zones``)."""
+    parts = Path(pattern).parts[:-1]
+    out: list[str] = []
+    for part in parts:
+        if any(c in part for c in "*?["):
+            break
+        out.append(part)
+    return out
+
+
 def _table(raw: Mapping[str, Any], name: str, source: str) -> dict[str, Any]:
     value = raw.get(name, {})
     if not isinstance(value, dict):
@@ -179,9 +191,18 @@ def _table(raw: Mapping[str, Any], name: str, source: str) -> dict[str, Any]:
 
 
 def _load_zones(base: Path, patterns: tuple[str, ...]) -> ZoneIndex:
+    """The zone files each pattern names: next to the config file when the pattern's folder is
+    there (an empty one: no zones), else in the bundled config/ (as :meth:`Settings.resolve`),
+    so a copy of vigiamar.toml elsewhere keeps the zones."""
     zones: list[Zone] = []
     for pattern in patterns:
-        for path in sorted(base.glob(pattern)):
+        if Path(pattern).is_absolute():
+            paths = sorted(Path(p) for p in glob.glob(pattern))
+        else:
+            folder = Path(*_fixed_parts(pattern))
+            root = base if (base / folder).is_dir() else DEFAULT_CONFIG.parent
+            paths = sorted(root.glob(pattern))
+        for path in paths:
             zones.extend(load_zone_file(path))
     names = [z.name for z in zones]
     dupes = sorted({n for n in names if names.count(n) > 1})

@@ -81,6 +81,21 @@ def test_bad_zone_file_names_the_feature(tmp_path: Path) -> None:
         load_settings(path)
 
 
+def test_a_copied_config_keeps_the_bundled_zones_unless_it_has_its_own(tmp_path: Path) -> None:
+    """Zone patterns resolve next to the config file, else in the bundled config/ (as every
+    other path in it): a copy of vigiamar.toml elsewhere must not lose its zones silently."""
+    bundled = load_settings()
+    copy = tmp_path / "vigiamar.toml"
+    copy.write_text(DEFAULT_CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
+    assert [z.name for z in load_settings(copy).zones.zones] == [z.name for z in bundled.zones.zones]
+    (tmp_path / "zones").mkdir()
+    assert len(load_settings(copy).zones) == 0  # a zones folder of its own, empty: no zones
+    own = {"type": "Feature", "properties": {"name": "mine", "role": "watch"},
+           "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}}  # fmt: skip
+    (tmp_path / "zones" / "mine.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [own]}))
+    assert [z.name for z in load_settings(copy).zones.zones] == ["mine"]
+
+
 def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "nope.toml")
