@@ -115,8 +115,17 @@ def load_environment(settings: Settings) -> Environment:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    """Everything a command would refuse at start: detectors, routing and release labels, the
+    streaming sections ([topics], [kafka]), [metrics], and the reference data."""
+    from detectors.routing import Router
+    from streams.metrics import metrics_config
+    from streams.topics import stream_settings
+
     settings = load_settings(args.file)
     configs = detector_configs(settings.detectors, str(settings.path))
+    Router.from_settings(settings)
+    stream_settings(settings)
+    metrics_config(settings)
     load_environment(settings)
     print(f"{settings.path}: ok ({len(configs)} detectors, {len(settings.zones)} zones)")
     return 0

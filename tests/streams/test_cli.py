@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from models.alert import validate_alert_wire
+from models.settings import DEFAULT_CONFIG
 from streams.cli import main
 from tests.conftest import REPO, TEST_DATA
 
@@ -111,3 +112,37 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
 def test_config_check(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "check"]) == 0
     assert ": ok" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("line", "bad_line", "key"),
+    [
+        ("partitions = 8 ", "partitions = 0 ", "topics.partitions"),
+        ("fetch_max_wait_ms = 100 ", "fetch_max_wait_ms = 50000 ", "kafka.fetch_max_wait_ms"),
+        ("port = 9108 ", "port = 99999 ", "metrics.port"),
+    ],
+)
+def test_config_check_refuses_what_the_streaming_commands_would(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, bad_line: str, key: str
+) -> None:
+    """Not only the detectors: the sections the worker, feed and metrics read are checked too."""
+    text = DEFAULT_CONFIG.read_text(encoding="utf-8")
+    assert text.count(line) == 1
+    bad = tmp_path / "vigiamar.toml"
+    bad.write_text(text.replace(line, bad_line), encoding="utf-8")
+    assert main(["config", "check", str(bad)]) == 2
+    assert key in capsys.readouterr().err
+
+
+def test_config_check_refuses_a_zone_release_label_no_agency_list_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A zone's release label must be one of [routing] release_labels, as the router checks at start."""
+    config = tmp_path / "vigiamar.toml"
+    config.write_text(DEFAULT_CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "zones").mkdir()
+    zone = {"type": "Feature", "properties": {"name": "secret", "role": "watch", "release": "NO-SUCH-LABEL"},
+            "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}}  # fmt: skip
+    (tmp_path / "zones" / "z.geojson").write_bytes(orjson.dumps({"type": "FeatureCollection", "features": [zone]}))
+    assert main(["config", "check", str(config)]) == 2
+    assert "NO-SUCH-LABEL" in capsys.readouterr().err
