@@ -86,7 +86,9 @@ class Worker:
             metrics.watch_reference(topo.env.geography)  # are its memos big enough for the area?
         self.slots: dict[Any, Slot] = {}  # TP -> Slot
         self.streams: dict[str, Any] = {}  # topic -> the agent's (manual-ack) stream
-        self.counts: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter()  # vigiamar_worker_events_total{event}
+        if metrics is not None:
+            metrics.watch_events(self.counts)
         self.offsets: dict[Any, int] = {}  # TP -> offset of the last message processed (consumer lag)
         # Cell state of a per-cell stage, when the worker runs one: its cells count as active
         # (``Metrics.set_active``). Anything :func:`streams.metrics.count_cells` reads (``len()``

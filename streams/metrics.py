@@ -185,10 +185,16 @@ class Metrics:
         self._step_children: dict[str, Any] = {}
         self._reference = ReferenceMemos()
         r.register(self._reference)
+        self._events = WorkerEvents()
+        r.register(self._events)
 
     def watch_reference(self, geography: Any) -> None:
         """Expose this geography's cell memos (read at each scrape), instead of any watched before."""
         self._reference.watch(geography)
+
+    def watch_events(self, counts: Mapping[str, int]) -> None:
+        """Expose a worker's event counts (read at each scrape), instead of any watched before."""
+        self._events.watch(counts)
 
     # --- counting ----------------------------------------------------------------------------
     def positions_in(self, source: str, type: str, n: int = 1) -> None:
@@ -403,6 +409,32 @@ class ReferenceMemos(Collector):
             lookups.add_metric([name, "hit"], info.hits)
             lookups.add_metric([name, "miss"], info.misses)
         yield from (cells, capacity, lookups)
+
+
+class WorkerEvents(Collector):
+    """What a streaming worker did apart from detecting, read when scraped from its counts
+    (``Worker.counts``): recoveries after a rebalance (``stall_rereads``, ``offset_gaps``,
+    ``offset_gaps_read``, ``offset_gaps_unread``), messages from before one (``stale``), alerts
+    routed and alerts releasable to no agency (``unreleased``), dead letters by reason."""
+
+    def __init__(self) -> None:
+        self._counts: Mapping[str, int] = {}
+
+    def watch(self, counts: Mapping[str, int]) -> None:
+        self._counts = counts
+
+    def describe(self) -> Iterator[Any]:
+        yield self._family()
+
+    def collect(self) -> Iterator[Any]:
+        family = self._family()
+        for event, n in sorted(dict(self._counts).items()):
+            family.add_metric([event], n)
+        yield family
+
+    @staticmethod
+    def _family() -> Any:
+        return CounterMetricFamily(f"{PREFIX}_worker_events", "Worker events by kind (Worker.counts)", labels=["event"])
 
 
 def count_cells(cells: Any) -> int:

@@ -48,8 +48,9 @@ class KafkaConfig:
     frame_linger_s: float = field(default=0.2, metadata=bounds(0, 60))  # live feeds: partial frames after this
     flush_interval_s: float = field(default=1.0, metadata=bounds(0, 600))  # worker: write changed state this often
     flush_records: int = field(default=50000, metadata=bounds(1, 10_000_000))  # … or after this many positions
-    # cells stage: a position partition silent this long (wall clock) stops holding the pairwise
-    # watermark back until it sends again (0: never; an unused partition then blocks pairwise alerts)
+    # cells stage: a position partition silent this long (activity time, streams/cell_partition.py) stops
+    # holding the pairwise watermark back until it sends again (0: never; an unused partition then blocks
+    # pairwise alerts)
     idle_source_s: float = field(default=300.0, metadata=bounds(0, 86400))
     # the per-cell stage of the pairwise detectors (rendezvous, dark and air–sea rendezvous) in
     # the worker (off: the worker runs the per-track detectors only, and says so at start)

@@ -204,6 +204,12 @@ def test_worker_reports_lag_step_time_rejects_and_active_state(
     assert m.value("vigiamar_reference_memo_cells", {"index": "shore"}) == shore.currsize > 0
     assert m.value("vigiamar_reference_memo_lookups_total", {"index": "shore", "result": "miss"}) == shore.misses
 
+    # the worker's own events, read from its counts at each scrape
+    assert m.value("vigiamar_worker_events_total", {"event": "dead_letter:bad_json"}) == 1
+    assert m.value("vigiamar_worker_events_total", {"event": "stall_rereads"}) == 0
+    worker.counts["stall_rereads"] += 2
+    assert m.value("vigiamar_worker_events_total", {"event": "stall_rereads"}) == 2
+
     asyncio.run(worker._on_assigned(None, set()))  # revoked: another worker reports its lag now
     assert m.registry.get_sample_value("vigiamar_consumer_lag_messages", lag) is None
     assert worker.offsets == {}
