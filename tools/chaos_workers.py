@@ -94,8 +94,9 @@ def run(seed: int, parts: int, n_workers: int, timeout_s: float, out: Path) -> b
             time.sleep(1.0)  # anything still coming is checked too
             first: dict[tuple[str, int], Alert] = {}
             for alert in collector.alerts():  # a revision delivered twice must be the same record
-                if first.setdefault((alert.id, alert.revision), alert) != alert:
-                    print(f"seed {seed}: FAILED: two records for {alert.id} r{alert.revision}", flush=True)
+                seen = first.setdefault((alert.id, alert.revision), alert)
+                if seen != alert:
+                    print(f"seed {seed}: FAILED: two records for {alert.id} r{alert.revision}: {_diff(seen, alert)}")
                     return False
             print(f"seed {seed}: ok, {kills} kills, all {len(expected)} alerts "
                   f"{time.monotonic() - t0:.0f} s after the last part", flush=True)  # fmt: skip
@@ -106,6 +107,23 @@ def run(seed: int, parts: int, n_workers: int, timeout_s: float, out: Path) -> b
             for p in procs:
                 if p.proc is not None and p.proc.poll() is None:
                     p.stop()
+
+
+def _diff(a: Alert, b: Alert) -> str:
+    """The fields (evidence keys one by one) where two records of one revision differ."""
+    wa, wb = a.to_wire(), b.to_wire()
+    out = []
+    for key in sorted(set(wa) | set(wb)):
+        if key == "evidence":
+            ea, eb = wa.get(key, {}), wb.get(key, {})
+            out += [
+                f"evidence.{k}: {ea.get(k)!r} / {eb.get(k)!r}"
+                for k in sorted(set(ea) | set(eb))
+                if ea.get(k) != eb.get(k)
+            ]
+        elif wa.get(key) != wb.get(key):
+            out.append(f"{key}: {wa.get(key)!r} / {wb.get(key)!r}")
+    return "; ".join(out)[:3000]
 
 
 def main() -> int:
