@@ -67,7 +67,7 @@ class KafkaConfig:
 class StreamSettings:
     topics: TopicsConfig
     kafka: KafkaConfig
-    agencies: tuple[str, ...]  # every agency an alert can be routed to (zones + default)
+    agencies: tuple[str, ...]  # every agency an alert can be routed to (zones, default, release labels)
 
     def agency_topics(self) -> dict[str, str]:
         return {a: self.topics.agency_topic(a) for a in self.agencies}
@@ -87,6 +87,9 @@ def stream_settings(settings: Settings) -> StreamSettings:
         raise ConfigError("kafka.fetch_max_wait_ms", "must be shorter than kafka.request_timeout_s", source)
     agencies = {z.agency for z in settings.zones.zones if z.role == "jurisdiction" and z.agency}
     agencies.add(settings.routing.default_agency)
+    # an agency named only in a release label receives released alerts when no responsible
+    # agency may (detectors/routing.py): it needs its topic too
+    agencies.update(a for members in settings.routing.release_labels.values() for a in members)
     for agency in sorted(agencies):
         _check_topic(topics.agency_topic(agency), f"agency {agency!r} (topic name)", source)
     names = [*topics.position_topics(), topics.cells, topics.alerts, topics.dead_letter]

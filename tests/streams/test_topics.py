@@ -26,6 +26,14 @@ def test_shipped_config_has_valid_streaming_sections(settings: Settings) -> None
     assert {f"alerts.{a}" for a in stream.agencies} <= set(topics)
 
 
+def test_an_agency_named_only_in_a_release_label_gets_its_topic(settings: Settings) -> None:
+    """The router sends it released alerts when no responsible agency may see them."""
+    routing = dataclasses.replace(settings.routing, release_labels={"REL-X": ("dea-jiatf", "uscg-d5")})
+    stream = stream_settings(dataclasses.replace(settings, routing=routing))
+    assert "dea-jiatf" in stream.agencies
+    assert wanted_topics(stream)["alerts.dea-jiatf"] == stream.topics.alert_partitions
+
+
 @pytest.mark.parametrize(
     ("sections", "key"),
     [
