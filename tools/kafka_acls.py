@@ -9,7 +9,9 @@ Principals (SASL/SCRAM user names; see docs/security.md):
 * ``User:vigiamar-worker``: reads the position topics, reads and writes ``cells`` and
   ``alerts``, writes every ``alerts.<agency>`` topic and the dead-letter topic, owns the
   faust app's internal topics and consumer group (prefixed by ``kafka.app_id``).
-* ``User:vigiamar-feed``: writes the position topics.
+* ``User:vigiamar-feed``: writes the position topics and the dead-letter topic (input it
+  rejects); DESCRIBE on the deployment's other topics, so its start-up check (``vigiamar
+  feed`` makes sure every topic exists) sees them and creates nothing.
 
 Prefixed ACLs match every topic whose name *starts with* the prefix, so an agency whose topic
 name is a prefix of another's (``alerts.uscg-d1`` and ``alerts.uscg-d11``) would read both:
@@ -139,8 +141,10 @@ def plan_acls(
     acls += [AclSpec(w, "TOPIC", topo.app_id, "PREFIXED", "ALL"), AclSpec(w, "GROUP", topo.app_id, "PREFIXED", "READ")]
     acls += [AclSpec(w, "CLUSTER", "kafka-cluster", "LITERAL", "IDEMPOTENT_WRITE")]
     f = user(feed)
-    for topic in topo.positions:
+    for topic in (*topo.positions, topo.dead_letter):
         acls += [AclSpec(f, "TOPIC", topic, "LITERAL", op) for op in ("WRITE", "DESCRIBE")]
+    for topic in (topo.cells, topo.alerts, *topo.agency_topics.values()):  # seen, never read or written
+        acls += [AclSpec(f, "TOPIC", topic, "LITERAL", "DESCRIBE")]
     acls += [AclSpec(f, "CLUSTER", "kafka-cluster", "LITERAL", "IDEMPOTENT_WRITE")]
     return sorted(set(acls))
 

@@ -178,7 +178,12 @@ def test_each_agency_reads_only_its_own_alert_topic() -> None:
     assert allowed(plan, worker, "CREATE", "TOPIC", f"{topo.app_id}-tracks-changelog")
     assert allowed(plan, worker, "READ", "GROUP", topo.app_id)
     assert all(allowed(plan, feed, "WRITE", "TOPIC", t) for t in topo.positions)
-    assert not allowed(plan, feed, "READ", "TOPIC", topo.alerts)
+    assert allowed(plan, feed, "WRITE", "TOPIC", topo.dead_letter)  # the input it rejects
+    for topic_name in (topo.cells, topo.alerts, *topo.agency_topics.values()):
+        assert allowed(plan, feed, "DESCRIBE", "TOPIC", topic_name)  # its start-up check sees every topic
+        assert not allowed(plan, feed, "READ", "TOPIC", topic_name)
+        assert not allowed(plan, feed, "WRITE", "TOPIC", topic_name)
+    assert not allowed(plan, feed, "CREATE", "TOPIC", topo.alerts)
 
 
 def test_agency_names_that_prefix_each_other_are_refused() -> None:
