@@ -539,12 +539,10 @@ class Worker:
         before faust recorded the offsets. Messages faust dropped before that first one are then
         still seen as missing (a chaos run lost 17 alert messages so). None: none committed, or
         no answer (logged; the message is taken as it comes)."""
+        group = getattr(getattr(self.topo.app, "conf", None), "id", None) or self.topo.stream.kafka.app_id
         try:
             committed = await asyncio.wait_for(
-                asyncio.to_thread(
-                    committed_offset, self.topo.brokers, self.topo.stream.kafka.app_id, tp.topic, tp.partition
-                ),
-                timeout_s,
+                asyncio.to_thread(committed_offset, self.topo.brokers, group, tp.topic, tp.partition), timeout_s
             )
         except Exception as exc:  # timeout, or the client's own errors: route as before
             log.warning("alerts partition %s: the group's committed offset not read (%r)", tp, exc)
