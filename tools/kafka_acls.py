@@ -94,17 +94,14 @@ def topology_from_settings(config: str | None) -> Topology:
     from streams.topics import stream_settings
 
     settings = load_settings(config)
-    stream = stream_settings(settings)
-    agencies = set(stream.agencies)
-    for members in settings.routing.release_labels.values():
-        agencies.update(members)  # an agency that only ever gets released alerts still needs its ACL
+    stream = stream_settings(settings)  # its agencies include those named only in a release label
     t = stream.topics
     return Topology(
         positions=t.position_topics(),
         cells=t.cells,
         alerts=t.alerts,
         dead_letter=t.dead_letter,
-        agency_topics={a: t.agency_topic(a) for a in sorted(agencies)},
+        agency_topics=stream.agency_topics(),
         app_id=stream.kafka.app_id,
     )
 

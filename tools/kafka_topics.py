@@ -33,22 +33,16 @@ from models.settings import load_settings
 
 
 def plan_topics(config: str | None) -> list[tuple[str, int, int]]:
-    """(name, partitions, replication factor) of every topic vigiamar exchanges data on.
-
-    The topics ``vigiamar feed`` would create (:func:`streams.admin.wanted_topics`), plus the
-    topic of every agency that only release labels name (it can receive released alerts).
+    """(name, partitions, replication factor) of every topic vigiamar exchanges data on: the
+    topics ``vigiamar feed`` would create (:func:`streams.admin.wanted_topics`), which include
+    the topic of every agency that only release labels name (it can receive released alerts).
     """
     from streams.admin import wanted_topics
     from streams.topics import stream_settings
 
-    settings = load_settings(config)
-    stream = stream_settings(settings)
-    t = stream.topics
-    wanted = dict(wanted_topics(stream))
-    for members in settings.routing.release_labels.values():
-        for agency in members:
-            wanted.setdefault(t.agency_topic(agency), t.alert_partitions)
-    return [(name, partitions, t.replication_factor) for name, partitions in wanted.items()]
+    stream = stream_settings(load_settings(config))
+    rf = stream.topics.replication_factor
+    return [(name, partitions, rf) for name, partitions in wanted_topics(stream).items()]
 
 
 def create(admin: Any, topics: list[tuple[str, int, int]]) -> tuple[list[str], list[str]]:
