@@ -10,8 +10,18 @@ Two things the shell adds around the engine:
 * a message of a partition this worker no longer owns (it slipped through a rebalance) is
   left alone: processing it would write over the new owner's state;
 * a restored engine whose checkpoint lies before the group's committed offset (faust's
-  recovery read the changelog short, which Tansu's end-offset look-ups can cause) gets the
-  messages in between read first with a plain consumer, so none is ever skipped.
+  recovery read the changelog short, see below) gets the messages in between read first
+  with a plain consumer, so none is ever skipped.
+
+**End offsets.** faust's recovery reads a changelog partition up to its end offset as the
+broker's ListOffsets gives it. Tansu answers with the first offset of the partition's last
+record batch plus one, so a recovery stops after that batch's first record. A flush's
+writes therefore end with the checkpoint opening a batch of its own (the values are
+flushed to the broker first): whatever the recovery misses then lies after the last
+checkpoint it read. Without this, a worker restored from the checkpoint before could take
+a track value the missed checkpoint relied on for garbage and overwrite it; the next
+restore then found that track only as of an older flush (fixes lost, an alert changed).
+On a broker with exact end offsets the extra flush costs one round trip per flush.
 
 State writes go out with ``Topic.send`` (straight to the Kafka client), not
 ``Table.send_changelog``: the latter queues in faust's own buffer, which the flush before a
@@ -22,6 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -48,6 +60,8 @@ from streams.wire import (
 )
 
 log = logging.getLogger("vigiamar.worker")
+WRITER_HEADER = "vigiamar-writer"
+WRITER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass
@@ -58,6 +72,7 @@ class Slot:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     flushed_at: float = field(default_factory=time.monotonic)
     frozen: bool = False  # revoked in a rebalance not yet over: write nothing (see Worker._on_revoked)
+    generation: int = 0  # the consumer group generation it was last assigned in (see rebalance.thaw)
     sent: list[tuple[Any, Any, dict[str, Any]]] = field(default_factory=list)  # (future, topic, send kwargs)
 
 
@@ -101,6 +116,7 @@ class Worker:
         self.stalls = StallWatch(kafka.stall_reread_s)  # fetched messages faust never delivered
         self.routed: dict[Any, int] = {}  # alerts TP -> the last alert routed (first: the group's, see _last_routed)
         self.gap_seeks: dict[Any, int] = {}  # alerts TP -> the last routed offset when it sought back past a gap
+        self.generation = rebalance.NO_GENERATION  # of the last assignment
 
     # --- wiring -------------------------------------------------------------------------------
     def install(self) -> None:
@@ -125,22 +141,27 @@ class Worker:
         partitions this worker keeps and drops the others (:meth:`_on_assigned`).
         """
         revoked = args[0] if args else kwargs.get("revoked", set())
-        await rebalance.freeze(self.slots, revoked, self._flush_busy)
+        write = not self._dropped_from_group()
+        await rebalance.freeze(self.slots, revoked, self._flush_busy, write)
         if self.cell_agent is not None:
-            await self.cell_agent.freeze(revoked)
+            await self.cell_agent.freeze(revoked, write)
         await self.topo.app.producer.flush()
 
     async def _on_assigned(self, sender: Any, *args: Any, **kwargs: Any) -> None:
-        """Keep engines only for partitions still ours (they saw no other worker meanwhile)."""
+        """Keep engines only for partitions still ours that no other worker held meanwhile."""
         assigned = args[0] if args else kwargs.get("assigned", set())
+        generation = self.topo.app.consumer_generation_id  # faust sets it before this signal
         self.stalls.assigned(assigned, time.monotonic())
+        if generation != self.generation + 1:  # another member may have routed them meanwhile
+            self.routed, self.gap_seeks = {}, {}
+        self.generation = generation
         self.routed = {tp: o for tp, o in self.routed.items() if tp in assigned}
         self.gap_seeks = {tp: o for tp, o in self.gap_seeks.items() if tp in assigned}
-        for tp, _ in rebalance.thaw(self.slots, assigned):  # kept ones: nobody else held them meanwhile
+        for tp, _ in rebalance.thaw(self.slots, assigned, generation):
             if self.metrics is not None:
                 self.metrics.forget_partition(tp.topic, tp.partition)
         if self.cell_agent is not None:
-            self.cell_agent.revoke(assigned)
+            self.cell_agent.revoke(assigned, generation)
         for tp in list(self.offsets):
             if tp not in assigned:
                 del self.offsets[tp]
@@ -199,8 +220,16 @@ class Worker:
                 engine.flushed_offset,
                 engine.resume_offset,
             )
-            slot = self.slots[tp] = Slot(engine)
+            slot = self.slots[tp] = Slot(engine, generation=self.topo.app.consumer_generation_id)
         return slot
+
+    def writer_headers(self) -> list[tuple[str, bytes]]:
+        """Which process wrote a state value, and in which generation: to trace a mixed state."""
+        return [(WRITER_HEADER, f"{WRITER} g{self.topo.app.consumer_generation_id}".encode())]
+
+    def _dropped_from_group(self) -> bool:
+        """The group coordinator no longer knows this member: its partitions may be another's already."""
+        return rebalance.member_generation(self.topo.app) == rebalance.NO_GENERATION
 
     def _stale(self, msg: Any) -> bool:
         """A message of a partition this worker no longer owns (it slipped through a rebalance).
@@ -359,6 +388,9 @@ class Worker:
         """Write the engine's changes (after every alert and dead letter is delivered), then ack."""
         if self.slots.get(tp) is not slot or slot.frozen:
             return  # revoked meanwhile: another worker restores from the last checkpoint
+        if self._dropped_from_group():  # the rebalance that follows decides whether it stays ours
+            self.counts["writes_withheld"] += 1
+            return
         slot.flushed_at = time.monotonic()
         # The stage-1 notes and the watermark go out first, and the checkpoint waits for both.
         await send_cells(self.topo, slot.engine.progress(), slot.sent)
@@ -369,15 +401,24 @@ class Worker:
         table = self.topo.tables[tp.topic]
         store, producer = table.data, self.topo.app.producer
         changelog = table.changelog_topic.get_topic_name()
-        for key, value in flush.writes:
+        headers = self.writer_headers()
+
+        async def write(key: bytes, value: bytes | None) -> None:
             # Straight to the Kafka client, in order, already serialised: Table.send_changelog
             # queues in faust's own buffer, which a commit's flush may leave behind (the commit
             # would then outrun the checkpoint), and Topic.send costs ~0.1 ms a record.
-            await producer.send(changelog, key, value, tp.partition, None, None)
+            await producer.send(changelog, key, value, tp.partition, None, headers)
             if value is None:
                 store.pop(key, None)
             else:
                 store[key] = value
+
+        *values, checkpoint = flush.writes
+        for key, value in values:
+            await write(key, value)
+        if values:  # the checkpoint opens a record batch of its own (see "End offsets" above)
+            await producer.flush()
+        await write(*checkpoint)
         stream = self.streams[tp.topic]
         for handle in flush.acks:
             if handle is not None:  # None: a message read by a backfill, below the committed offset

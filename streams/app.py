@@ -68,9 +68,10 @@ def faust_app(stream: StreamSettings, brokers: str, options: FaustOptions) -> fa
         "producer_request_timeout": k.request_timeout_s,
         "broker_commit_interval": k.commit_interval_s,
         # faust stops the worker when a table's local offset is past the changelog's end offset
-        # as the broker reports it; brokers whose end-offset look-ups lag (Tansu) trip it after
-        # a rebalance. The checkpoint scheme does not rely on it: a table read short is made up
-        # for by reading positions again from the checkpoint (streams/partition_engine.py).
+        # as the broker reports it; brokers whose end-offset look-ups lag (Tansu lists the first
+        # offset of the last record batch plus one) trip it after a rebalance. The checkpoint
+        # scheme does not rely on it: each checkpoint opens a batch (streams/agents.py), and a
+        # table read short is made up for by reading positions again from the checkpoint.
         "recovery_consistency_check": False,
         "stream_wait_empty": False,  # messages held in the reorder buffer stay unacked on purpose
         "consumer_auto_offset_reset": "earliest",

@@ -44,6 +44,7 @@ class CellSlot:
     handles: list[Any] = field(default_factory=list)  # messages applied since the last snapshot
     fresh: bool = True  # restored, no message taken yet
     frozen: bool = False  # revoked in a rebalance not yet over: write nothing
+    generation: int = 0  # the consumer group generation it was last assigned in (see rebalance.thaw)
     sent: list[Any] = field(default_factory=list)  # (future, topic, kwargs) of outputs not yet confirmed
     held: list[Any] = field(default_factory=list)  # relays handed to local partitions: to the topic at the next flush
     busy: int = 0  # outputs being published: no snapshot until they are in ``sent`` or ``held``
@@ -118,7 +119,7 @@ class CellAgent:
                 engine.last_offset,
                 engine.resume_offset,
             )
-            slot = self.slots[tp] = CellSlot(engine)
+            slot = self.slots[tp] = CellSlot(engine, generation=self.topo.app.consumer_generation_id)
             self.worker.cell_engines.append(engine.stage)
         return slot
 
@@ -129,9 +130,9 @@ class CellAgent:
     def _route(self, alert: Alert) -> Alert:
         return self.router.route(alert)
 
-    def revoke(self, assigned: Any) -> None:
-        """Keep (and thaw) the cells partitions still assigned; drop the others."""
-        dropped = [slot.engine.stage for _, slot in rebalance.thaw(self.slots, assigned)]
+    def revoke(self, assigned: Any, generation: int) -> None:
+        """Keep (and thaw) the cells partitions assigned again in the next generation; drop the others."""
+        dropped = [slot.engine.stage for _, slot in rebalance.thaw(self.slots, assigned, generation)]
         self.worker.cell_engines = [c for c in self.worker.cell_engines if not any(c is d for d in dropped)]
 
     def _drop(self, tp: Any) -> None:
@@ -141,10 +142,10 @@ class CellAgent:
             stage = slot.engine.stage
             self.worker.cell_engines = [c for c in self.worker.cell_engines if c is not stage]
 
-    async def freeze(self, revoked: Any) -> None:
-        """A rebalance starts: snapshot the revoked cells partitions, then write nothing more
-        for them until the assignment (see :meth:`Worker._on_revoked`)."""
-        await rebalance.freeze(self.slots, revoked, self.flush)
+    async def freeze(self, revoked: Any, write: bool = True) -> None:
+        """A rebalance starts: snapshot the revoked cells partitions (unless not ``write``), then
+        write nothing more for them until the assignment (see :meth:`Worker._on_revoked`)."""
+        await rebalance.freeze(self.slots, revoked, self.flush, write)
 
     async def on_message(self, event: Any) -> None:
         msg = event.message
@@ -229,6 +230,9 @@ class CellAgent:
         """Snapshot (after the alerts and relays it covers are delivered), then acknowledge."""
         if self.slots.get(tp) is not slot or slot.frozen:
             return
+        if self.worker._dropped_from_group():
+            self.worker.counts["writes_withheld"] += 1
+            return
         slot.flushed_at = time.monotonic()
         if slot.engine.idle() and not slot.handles and not slot.held:
             return
@@ -243,7 +247,8 @@ class CellAgent:
         table = self.topo.cell_table
         key = self._key(tp.partition)
         await table.changelog_topic.send(
-            key=key, value=value, partition=tp.partition, key_serializer="raw", value_serializer="raw"
+            key=key, value=value, partition=tp.partition, key_serializer="raw", value_serializer="raw",
+            headers=self.worker.writer_headers(),
         )
         table.data[key] = value
         handles, slot.handles = slot.handles, []

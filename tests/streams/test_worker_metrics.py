@@ -63,6 +63,7 @@ class Sink:
     def __init__(self, name: str = "") -> None:
         self.name = name
         self.sent: list[dict[str, Any]] = []
+        self.flushes: list[int] = []  # len(sent) at each flush: what went before it reached the broker
         self.refuse = 0  # the next sends the broker refuses
 
     def get_topic_name(self) -> str:
@@ -82,7 +83,7 @@ class Sink:
         return fut
 
     async def flush(self) -> None:
-        pass
+        self.flushes.append(len(self.sent))
 
     async def ack(self, handle: Any) -> None:
         pass

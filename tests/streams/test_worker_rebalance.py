@@ -59,7 +59,8 @@ def test_revoked_partitions_are_written_then_frozen_until_the_assignment(
     asyncio.run(worker._flush_idle())
     assert len(changelog_writes(worker)) == written
 
-    # Kept in the assignment: the same engine goes on where it was.
+    # Kept in the assignment of the next generation: the same engine goes on where it was.
+    worker.topo.app.consumer_generation_id += 1  # type: ignore[attr-defined]
     asyncio.run(worker._on_assigned(None, {tp}))
     assert worker.slots[tp] is slot and not slot.frozen
     run(worker, (Message(tp, o, frames[o]) for o in range(half, len(frames))))
@@ -71,6 +72,83 @@ def test_revoked_partitions_are_written_then_frozen_until_the_assignment(
     asyncio.run(worker._on_revoked(None, {tp}))
     asyncio.run(worker._on_assigned(None, set()))
     assert tp not in worker.slots
+
+
+def test_a_partition_assigned_again_after_a_missed_generation_is_restored_from_the_table(
+    settings: Settings, env: Environment, frames: list[bytes]
+) -> None:
+    """A worker the group dropped for a generation gets its partition back: another member may
+    have written newer state meanwhile (without committing past this worker's last offset),
+    so the worker's memory is not used; the table's state is."""
+    worker, tp = _worker(settings, env, len(frames))
+    half, three_quarters = len(frames) // 2, 3 * len(frames) // 4
+    run(worker, (Message(tp, o, frames[o]) for o in range(half)))
+    asyncio.run(worker._on_revoked(None, {tp}))
+    table = worker.topo.tables[tp.topic].data  # type: ignore[attr-defined]
+
+    other, _ = _worker(settings, env, len(frames))  # held the partition in the generation missed
+    other.topo.tables[tp.topic].data.update(table)  # type: ignore[attr-defined]
+    start = orjson.loads(table[worker.slots[tp].engine.checkpoint_key])["resume"]  # as the group committed
+    run(other, (Message(tp, o, frames[o]) for o in range(start, three_quarters)))
+    asyncio.run(other._flush(tp, other.slots[tp]))
+    newer = other.slots[tp].engine.flushed_offset
+    assert newer == three_quarters - 1
+    table.update(other.topo.tables[tp.topic].data)  # type: ignore[attr-defined]  # the changelog, read again
+
+    resume = orjson.loads(table[other.slots[tp].engine.checkpoint_key])["resume"]
+    assert half <= resume  # the group may have committed no further than this worker had read
+
+    old = worker.slots[tp]
+    worker.topo.app.consumer_generation_id += 2  # type: ignore[attr-defined]
+    asyncio.run(worker._on_assigned(None, {tp}))
+    assert tp not in worker.slots
+    run(worker, (Message(tp, o, frames[o]) for o in range(half, len(frames))))  # no jump in offsets
+    assert worker.slots[tp] is not old
+    assert worker.slots[tp].engine.flushed_offset >= newer  # started from the other member's checkpoint
+
+
+def test_a_worker_the_group_dropped_writes_nothing_more(
+    settings: Settings, env: Environment, frames: list[bytes]
+) -> None:
+    """Once aiokafka learns the member is gone (generation -1), its partitions may be another's:
+    neither the flush when the rebalance starts nor a timed flush writes state."""
+    worker, tp = _worker(settings, env, len(frames))
+    run(worker, (Message(tp, o, frames[o]) for o in range(len(frames) // 2)))
+    coordinator = type("Coordinator", (), {"generation": -1})()
+    aiokafka_consumer = type("AIOKafkaConsumer", (), {"_coordinator": coordinator})()
+    worker.topo.app.consumer._thread = type("Thread", (), {"_consumer": aiokafka_consumer})()  # type: ignore[attr-defined]
+    slot = worker.slots[tp]
+    slot.flushed_at = 0.0
+    asyncio.run(worker._flush_idle())
+    assert changelog_writes(worker) == [] and worker.counts["writes_withheld"] == 1
+    asyncio.run(worker._on_revoked(None, {tp}))
+    assert changelog_writes(worker) == [] and slot.frozen
+
+    coordinator.generation = 2  # back in the group: writes again
+    worker.topo.app.consumer_generation_id = 2  # type: ignore[attr-defined]
+    asyncio.run(worker._on_assigned(None, {tp}))
+    assert worker.slots[tp] is slot and not slot.frozen
+    asyncio.run(worker._flush(tp, slot))
+    assert changelog_writes(worker)[-1]["key"] == slot.engine.checkpoint_key
+
+
+def test_a_checkpoint_opens_a_record_batch_of_its_own(
+    settings: Settings, env: Environment, frames: list[bytes]
+) -> None:
+    """The track values of a flush reach the broker before its checkpoint is sent: a recovery that
+    stops after the first record of the last batch (Tansu's end offsets) still reads the checkpoint."""
+    worker, tp = _worker(settings, env, len(frames))
+    half = len(frames) // 2
+    run(worker, (Message(tp, o, frames[o]) for o in range(half)))
+    asyncio.run(worker._flush(tp, worker.slots[tp]))
+    run(worker, (Message(tp, o, frames[o]) for o in range(half, len(frames))))
+    asyncio.run(worker._flush(tp, worker.slots[tp]))
+    producer = worker.topo.app.producer  # type: ignore[attr-defined]
+    checkpoints = [i for i, m in enumerate(producer.sent) if m.get("key") == worker.slots[tp].engine.checkpoint_key]
+    assert len(checkpoints) >= 2
+    for i in checkpoints:
+        assert producer.sent[i - 1].get("topic") == producer.sent[i]["topic"]  # values of the same flush before it
+        assert i in producer.flushes, "the checkpoint was sent in the same batch as the values before it"
 
 
 def _finals(worker: Worker) -> dict[str, tuple[int, bytes]]:
