@@ -504,14 +504,25 @@ class Watcher:
         self._thread.join(10)
 
 
-def end_offsets(brokers: str, topics: Sequence[str], partitions: int) -> dict[Where, int]:
-    """Offset of the last message of every partition (the end-of-input marker)."""
+def end_offsets(brokers: str, topics: Sequence[str], partitions: int, timeout_s: float = 30.0) -> dict[Where, int]:
+    """Offset of the last message of every partition (the end-of-input marker).
+
+    From the high watermark fetches report: Tansu lists the first offset of a partition's
+    last record batch plus one, which can fall short of the marker.
+    """
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=brokers, group_id=None)
+    consumer = KafkaConsumer(bootstrap_servers=brokers, group_id=None, enable_auto_commit=False)
     try:
         tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
-        ends = consumer.end_offsets(tps)
+        listed = consumer.end_offsets(tps)
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, max(listed[tp] - 1, 0))
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.highwater(tp) is None for tp in tps) and time.monotonic() < deadline:
+            consumer.poll(timeout_ms=200)
+        ends = {tp: max(listed[tp], consumer.highwater(tp) or 0) for tp in tps}
     finally:
         consumer.close()
     return {(tp.topic, tp.partition): int(off) - 1 for tp, off in ends.items()}

@@ -8,7 +8,8 @@ pauses (so kills land before, during and after rebalances). At the end every fin
 ``vigiamar replay`` gives must reach the agency topics within ``--timeout-s``, and no id may
 carry two different records under one revision. One line per seed; on a failure, which
 alerts are missing, the workers' warnings and the last lines of their logs (kept under
-``--out``).
+``--out``), and ``state.txt`` there: every write to the track state changelogs, in order,
+with the process and generation that wrote it (the ``vigiamar-writer`` header).
 
     .venv/bin/python tools/chaos_workers.py --seeds 1-8 --parts 8
 """
@@ -23,17 +24,28 @@ import tempfile
 import time
 from pathlib import Path
 
+import orjson
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._broker import tansu_binary, tansu_broker
 from models.alert import Alert
 from models.position import Reject
 from models.settings import load_settings
+from streams.agents import WRITER_HEADER
 from streams.feed import FeedReport, FramePublisher
 from streams.follow import alert_topics
-from streams.topics import stream_settings
+from streams.topics import StreamSettings, stream_settings
 from tests.kafka.conftest import WorkerProcess, write_config
-from tests.kafka.test_streaming import SAMPLE, Collector, _decode, create_topics, kafka_producer, replay_finals
+from tests.kafka.test_streaming import (
+    SAMPLE,
+    Collector,
+    _decode,
+    create_topics,
+    kafka_producer,
+    read_all,
+    replay_finals,
+)
 
 
 def seeds(text: str) -> list[int]:
@@ -90,6 +102,7 @@ def run(seed: int, parts: int, n_workers: int, timeout_s: float, out: Path) -> b
                 collector.wait_for(expected, timeout_s, "every alert", *live)
             except TimeoutError as exc:
                 print(f"seed {seed}: FAILED after {kills} kills\n{exc}", flush=True)
+                dump_state(broker, stream, root / "state.txt")
                 return False
             time.sleep(1.0)  # anything still coming is checked too
             first: dict[tuple[str, int], Alert] = {}
@@ -97,6 +110,7 @@ def run(seed: int, parts: int, n_workers: int, timeout_s: float, out: Path) -> b
                 seen = first.setdefault((alert.id, alert.revision), alert)
                 if seen != alert:
                     print(f"seed {seed}: FAILED: two records for {alert.id} r{alert.revision}: {_diff(seen, alert)}")
+                    dump_state(broker, stream, root / "state.txt")
                     return False
             print(f"seed {seed}: ok, {kills} kills, all {len(expected)} alerts "
                   f"{time.monotonic() - t0:.0f} s after the last part", flush=True)  # fmt: skip
@@ -107,6 +121,29 @@ def run(seed: int, parts: int, n_workers: int, timeout_s: float, out: Path) -> b
             for p in procs:
                 if p.proc is not None and p.proc.poll() is None:
                     p.stop()
+
+
+def dump_state(broker: str, stream: StreamSettings, path: Path) -> None:
+    """Every write to the track state changelogs, one line each: partition, offset, writer, key,
+    the flush offset (``o``) of the value and its last fix time (a checkpoint: where to resume)."""
+    lines = []
+    for table in ("tracks-vessel", "tracks-air"):
+        topic = f"{stream.kafka.app_id}-{table}-changelog"
+        for m in sorted(read_all(broker, topic), key=lambda m: (m.partition, m.offset)):
+            writer = dict(m.headers or ()).get(WRITER_HEADER, b"?").decode()
+            lines.append(f"{topic}[{m.partition}] @{m.offset} {writer} {m.key.decode()} {_summary(m.value)}")
+    path.write_text("\n".join(lines) + "\n")
+    print(f"state writes: {path}", flush=True)
+
+
+def _summary(value: bytes | None) -> str:
+    if value is None:
+        return "(deleted)"
+    try:
+        data = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return f"({len(value)} bytes)"
+    return " ".join(f"{k}={data[k]}" for k in ("o", "resume", "deleted", "last_ts") if k in data)
 
 
 def _diff(a: Alert, b: Alert) -> str:
