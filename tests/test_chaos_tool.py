@@ -31,3 +31,12 @@ def test_help_names_the_schedule_options() -> None:
     out = subprocess.run([sys.executable, str(TOOL), "--help"], capture_output=True, text=True, check=True, cwd=REPO)
     for option in ("--seeds", "--parts", "--workers", "--timeout-s", "--out"):
         assert option in out.stdout
+
+
+def test_state_writes_are_summarised_by_flush_offset_and_last_fix() -> None:
+    summary = _tool()._summary
+    assert summary(b'{"o":39,"last_ts":1591418698.0,"clean":{},"det":{}}') == "o=39 last_ts=1591418698.0"
+    assert summary(b'{"o":31,"r":1.0,"resume":31,"end":false}') == "o=31 resume=31"
+    assert summary(b'{"o":47,"deleted":true}') == "o=47 deleted=True"
+    assert summary(None) == "(deleted)"
+    assert summary(b"z\x01\x02") == "(3 bytes)"  # a compressed cells snapshot
