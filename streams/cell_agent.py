@@ -247,7 +247,11 @@ class CellAgent:
         table = self.topo.cell_table
         key = self._key(tp.partition)
         await table.changelog_topic.send(
-            key=key, value=value, partition=tp.partition, key_serializer="raw", value_serializer="raw",
+            key=key,
+            value=value,
+            partition=tp.partition,
+            key_serializer="raw",
+            value_serializer="raw",
             headers=self.worker.writer_headers(),
         )
         table.data[key] = value
