@@ -117,6 +117,13 @@ class Worker:
         self.routed: dict[Any, int] = {}  # alerts TP -> the last alert routed (first: the group's, see _last_routed)
         self.gap_seeks: dict[Any, int] = {}  # alerts TP -> the last routed offset when it sought back past a gap
         self.generation = rebalance.NO_GENERATION  # of the last assignment
+        # A pause of the whole process (a VM frozen, SIGSTOP, swapping) as long as the group's
+        # session timeout may have cost this worker its membership without its knowing yet:
+        # no state is written until the heartbeats had time to tell (see _may_write).
+        self._pause_s = max(kafka.session_timeout_s - kafka.heartbeat_interval_s, 1.0)
+        self._confirm_s = 2.0 * kafka.heartbeat_interval_s
+        self._alive_at = time.monotonic()  # the event loop last ran here
+        self._hold_until = 0.0
 
     # --- wiring -------------------------------------------------------------------------------
     def install(self) -> None:
@@ -128,6 +135,7 @@ class Worker:
             app.agent(self.topo.cells, name="cells")(self.cell_agent.agent)
         app.agent(self.topo.alerts, name="router")(self._router)
         app.timer(max(self.flush_interval_s, 1.0))(self._flush_idle)
+        app.timer(1.0)(self._tick)
         app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
         app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
 
@@ -141,7 +149,7 @@ class Worker:
         partitions this worker keeps and drops the others (:meth:`_on_assigned`).
         """
         revoked = args[0] if args else kwargs.get("revoked", set())
-        write = not self._dropped_from_group()
+        write = self._may_write()
         await rebalance.freeze(self.slots, revoked, self._flush_busy, write)
         if self.cell_agent is not None:
             await self.cell_agent.freeze(revoked, write)
@@ -227,9 +235,35 @@ class Worker:
         """Which process wrote a state value, and in which generation: to trace a mixed state."""
         return [(WRITER_HEADER, f"{WRITER} g{self.topo.app.consumer_generation_id}".encode())]
 
-    def _dropped_from_group(self) -> bool:
-        """The group coordinator no longer knows this member: its partitions may be another's already."""
-        return rebalance.member_generation(self.topo.app) == rebalance.NO_GENERATION
+    async def _tick(self) -> None:
+        self._awake()
+
+    def _awake(self) -> float:
+        """Now; notes a stand-still of the event loop since it last ran here (see _may_write)."""
+        now = time.monotonic()
+        if now - self._alive_at > self._pause_s:
+            log.warning(
+                "the event loop stood still for %.0f s: no state written for %.0f s, until the group's"
+                " heartbeats say whether this worker is still a member", now - self._alive_at, self._confirm_s,
+            )  # fmt: skip
+            self._hold_until = now + self._confirm_s
+        self._alive_at = now
+        return now
+
+    def _may_write(self) -> bool:
+        """Whether this worker may write state now (else counted as ``writes_withheld``).
+
+        Not when the group coordinator no longer knows this member (aiokafka resets its
+        generation to -1): its partitions may be another's already. Nor, for two heartbeat
+        intervals, after the event loop stood still for nearly a session timeout: the whole
+        process may have been paused long enough for the group to drop it, and only the next
+        heartbeats tell (a loop merely busy that long costs a few seconds of delay, no more).
+        """
+        now = self._awake()
+        if now < self._hold_until or rebalance.member_generation(self.topo.app) == rebalance.NO_GENERATION:
+            self.counts["writes_withheld"] += 1
+            return False
+        return True
 
     def _stale(self, msg: Any) -> bool:
         """A message of a partition this worker no longer owns (it slipped through a rebalance).
@@ -388,8 +422,7 @@ class Worker:
         """Write the engine's changes (after every alert and dead letter is delivered), then ack."""
         if self.slots.get(tp) is not slot or slot.frozen:
             return  # revoked meanwhile: another worker restores from the last checkpoint
-        if self._dropped_from_group():  # the rebalance that follows decides whether it stays ours
-            self.counts["writes_withheld"] += 1
+        if not self._may_write():  # the rebalance that follows decides whether it stays ours
             return
         slot.flushed_at = time.monotonic()
         # The stage-1 notes and the watermark go out first, and the checkpoint waits for both.

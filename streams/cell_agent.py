@@ -230,8 +230,7 @@ class CellAgent:
         """Snapshot (after the alerts and relays it covers are delivered), then acknowledge."""
         if self.slots.get(tp) is not slot or slot.frozen:
             return
-        if self.worker._dropped_from_group():
-            self.worker.counts["writes_withheld"] += 1
+        if not self.worker._may_write():
             return
         slot.flushed_at = time.monotonic()
         if slot.engine.idle() and not slot.handles and not slot.held:
