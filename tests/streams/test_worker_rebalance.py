@@ -141,20 +141,21 @@ def test_after_the_process_stood_still_for_a_session_timeout_no_state_is_written
     run(worker, (Message(tp, o, frames[o]) for o in range(len(frames) // 2)))
     slot = worker.slots[tp]
     kafka = worker.topo.stream.kafka
-    worker._alive_at -= kafka.session_timeout_s  # the event loop last ran a session timeout ago
+    worker._alive_at = time.monotonic() - kafka.session_timeout_s  # the event loop last ran that long ago
     asyncio.run(worker._flush(tp, slot))
     assert changelog_writes(worker) == [] and worker.counts["writes_withheld"] == 1
     asyncio.run(worker._on_revoked(None, {tp}))
     assert changelog_writes(worker) == [] and slot.frozen
     assert kafka.heartbeat_interval_s < worker._hold_until - worker._alive_at <= 2 * kafka.heartbeat_interval_s
 
-    worker._hold_until = 0.0  # the heartbeats since then found the member in the group
+    # The rebalance that follows shows the worker a member (here it keeps its partition).
     worker.topo.app.consumer_generation_id += 1  # type: ignore[attr-defined]
     asyncio.run(worker._on_assigned(None, {tp}))
     asyncio.run(worker._flush(tp, slot))
     assert changelog_writes(worker)[-1]["key"] == slot.engine.checkpoint_key
 
     # A loop that ran a moment ago, however busy, writes at once.
+    assert worker._alive_at is not None
     worker._alive_at -= kafka.session_timeout_s / 2
     run(worker, (Message(tp, o, frames[o]) for o in range(len(frames) // 2, len(frames))))
     written = len(changelog_writes(worker))
