@@ -3,12 +3,42 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from detectors.base import Environment
 from models.settings import Settings
 from streams.app import FaustOptions, Topology, build_topology
 from streams.topics import StreamSettings, stream_settings
+
+log = logging.getLogger("vigiamar.worker")
+
+# faust's table recovery with no changelog event for this long is stuck (seen after the whole
+# process was frozen: its consumer thread never fetched the partition again); the worker stops
+# beating, so /livez fails and the orchestrator restarts it. Recovery of a large table that
+# still receives events is never cut short.
+RECOVERY_STUCK_S = 300.0
+
+
+def recovery_silent_s(app: Any, now: float) -> float | None:
+    """Seconds faust's table recovery has run without a changelog event (None: not recovering)."""
+    recovery = getattr(getattr(app, "tables", None), "recovery", None)
+    if recovery is None or not getattr(recovery, "in_recovery", False):
+        return None
+    marks = (getattr(recovery, name, None) for name in ("_recovery_started_at", "_last_active_event_processed_at"))
+    known = [m for m in marks if isinstance(m, int | float)]
+    return now - max(known) if known else None
+
+
+def beat_unless_stuck(health: Any, app: Any, now: float, stuck_s: float = RECOVERY_STUCK_S) -> bool:
+    """The liveness heartbeat, withheld while the table recovery is stuck. Returns whether it beat."""
+    silent = recovery_silent_s(app, now)
+    if silent is not None and silent > stuck_s:
+        log.error("table recovery has had no changelog event for %.0f s: no liveness heartbeat, so /livez "
+                  "fails and the worker is restarted", silent)  # fmt: skip
+        return False
+    health.beat()
+    return True
 
 
 def prepare(
@@ -41,7 +71,7 @@ def run(settings: Settings, brokers: str, env: Environment, loglevel: str = "inf
         app = topo.app
 
         async def heartbeat() -> None:
-            health.beat()
+            beat_unless_stuck(health, app, time.monotonic())
 
         async def ready() -> None:
             health.set_ready(True)
@@ -65,8 +95,6 @@ def _dump_tasks_on_sigusr1(app: Any) -> None:
     import asyncio
     import io
     import signal
-
-    log = logging.getLogger("vigiamar.worker")
 
     def dump() -> None:
         out = io.StringIO()

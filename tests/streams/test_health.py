@@ -92,3 +92,32 @@ def test_same_port_serves_metrics_and_unknown_paths_are_404(server: HealthServer
     code, text = get(server, "/metrics")
     assert code == 200 and "vigiamar_positions_in_total" in text
     assert get(server, "/nope")[0] == 404
+
+
+def test_a_table_recovery_that_receives_nothing_for_minutes_stops_the_liveness_heartbeat() -> None:
+    """faust's recovery can wait for ever for a changelog partition its consumer no longer
+    fetches (seen after the whole process was frozen): /livez must fail so it is restarted."""
+    from types import SimpleNamespace
+
+    from streams.worker import RECOVERY_STUCK_S, beat_unless_stuck, recovery_silent_s
+
+    recovery = SimpleNamespace(in_recovery=True, _recovery_started_at=1000.0, _last_active_event_processed_at=None)
+    app = SimpleNamespace(tables=SimpleNamespace(recovery=recovery))
+    now = [1000.0]
+    health = Health(stall_after_s=60.0, clock=lambda: now[0])
+
+    now[0] = 1000.0 + RECOVERY_STUCK_S - 1  # recovering, silent, not yet for long
+    assert recovery_silent_s(app, now[0]) == RECOVERY_STUCK_S - 1
+    assert beat_unless_stuck(health, app, now[0]) and health.live()[0]
+
+    recovery._last_active_event_processed_at = 1000.0 + RECOVERY_STUCK_S  # events keep coming: a large table
+    now[0] = 1000.0 + 2 * RECOVERY_STUCK_S - 1
+    assert beat_unless_stuck(health, app, now[0])
+
+    now[0] = 1000.0 + 2 * RECOVERY_STUCK_S + 61  # then nothing for longer than the limit
+    assert not beat_unless_stuck(health, app, now[0])
+    assert not health.live()[0]  # the last beat is older than stall_after_s: restart
+
+    recovery.in_recovery = False  # not recovering: beats as before
+    assert recovery_silent_s(app, now[0]) is None and beat_unless_stuck(health, app, now[0]) and health.live()[0]
+    assert recovery_silent_s(SimpleNamespace(), now[0]) is None  # no tables (not a faust app)
