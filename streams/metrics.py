@@ -414,7 +414,8 @@ class ReferenceMemos(Collector):
 class WorkerEvents(Collector):
     """What a streaming worker did apart from detecting, read when scraped from its counts
     (``Worker.counts``): recoveries after a rebalance (``stall_rereads``, ``offset_gaps``,
-    ``offset_gaps_read``, ``offset_gaps_unread``), messages from before one (``stale``), alerts
+    ``offset_gaps_read``, ``offset_gaps_unread``), messages from before one (``stale``), state
+    writes withheld while the worker may no longer be a member (``writes_withheld``), alerts
     routed and alerts releasable to no agency (``unreleased``), dead letters by reason."""
 
     def __init__(self) -> None:
